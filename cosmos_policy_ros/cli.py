@@ -1,0 +1,50 @@
+"""`cosmos-policy-ros`: the pip-installed front door (no system ROS needed).
+
+Each subcommand lives in cosmos_policy_ros/commands/<name>.py with `add_arguments(parser)` and
+`run(args) -> int`; modules are imported only when their command runs.
+"""
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    'up': ('start a node graph (same node list as launch/<graph>.launch.py)', 'up'),
+    'graphs': ('list the graphs and their arguments', 'graphs'),
+    'record': ('record scripted demonstrations in sim through the ROS graph, then export', 'record'),
+    'export': ('export recorded episode bags to ALOHA HDF5 + dataset statistics', 'export'),
+    'run-policy': ('run the policy graph on the simulated ALOHA and report rates/latency',
+                   'run_policy'),
+    'calibrate': ('record gripper open/close and joint ranges, write calibration/<robot>.yaml',
+                  'calibrate'),
+    'udev-rules': ('write udev rules for the U2D2 adapters (latency_timer 1)', 'udev_rules'),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='cosmos-policy-ros', description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, (help_text, module) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(_module=module)
+        # Arguments are added lazily by the chosen command only (keeps --help fast).
+        if name in sys.argv[1:2]:
+            _module(module).add_arguments(command)
+    return parser
+
+
+def _module(name: str):
+    return importlib.import_module(f'cosmos_policy_ros.commands.{name}')
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sys.argv = [sys.argv[0]] + argv
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_module(args._module).run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

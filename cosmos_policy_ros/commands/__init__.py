@@ -1,0 +1,1 @@
+"""CLI subcommands (see cosmos_policy_ros.cli)."""

@@ -1,0 +1,68 @@
+"""Node parameter schemas, ROS-free.
+
+Each node module declares `PARAMS = (Param(...), ...)`; `cosmos_policy_ros.ros.params` turns
+a schema into declared ROS parameters with descriptions and an on-set validator, the graph
+(cosmos_policy_ros.graph) fills them, and tests check graph values against the schema.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+_TYPES = (bool, int, float, str, list)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    read_only: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.default, _TYPES):
+            raise TypeError(f'parameter {self.name!r}: default {self.default!r} must be one of '
+                            'bool, int, float, str or list')
+        if isinstance(self.default, list) and not self.default:
+            raise TypeError(f'parameter {self.name!r}: a list default must be non-empty so its '
+                            'element type is known')
+
+    def check(self, value: Any) -> str | None:
+        """None if `value` is acceptable, else a reason that names the field and the fix."""
+        expected = type(self.default)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return (f'parameter {self.name!r}: expected {expected.__name__}, got '
+                    f'{type(value).__name__} {value!r}')
+        if self.choices and value not in self.choices:
+            return f'parameter {self.name!r}: {value!r} is not one of {list(self.choices)}'
+        if self.min is not None and isinstance(value, (int, float)) and value < self.min:
+            return f'parameter {self.name!r}: {value} is below the minimum {self.min}'
+        if self.max is not None and isinstance(value, (int, float)) and value > self.max:
+            return f'parameter {self.name!r}: {value} is above the maximum {self.max}'
+        return None
+
+
+def check_values(schema: Sequence[Param], values: Mapping[str, Any],
+                 where: str = 'node') -> None:
+    """Raise ValueError listing every unknown or invalid value (use_sim_time is ROS's own)."""
+    by_name = {param.name: param for param in schema}
+    problems = []
+    for name, value in values.items():
+        if name == 'use_sim_time':
+            continue
+        if name not in by_name:
+            problems.append(f'unknown parameter {name!r}; known: {sorted(by_name)}')
+            continue
+        reason = by_name[name].check(value)
+        if reason:
+            problems.append(reason)
+    if problems:
+        raise ValueError(f'{where}: ' + '; '.join(problems))
+
+
+def defaults(schema: Iterable[Param]) -> dict:
+    return {param.name: param.default for param in schema}

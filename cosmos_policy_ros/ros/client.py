@@ -1,0 +1,113 @@
+"""GraphClient: a node spinning in a background thread, with plain blocking methods.
+
+Used by CLI jobs (record, run-policy), benchmarks and tests to watch topics, publish and call
+services on a running graph with bounded waits (nav2_simple_commander-style facade).
+"""
+import threading
+import time
+from collections import deque
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+
+class Recorded:
+    """Messages of one subscription with their receive times (monotonic seconds)."""
+
+    def __init__(self, maxlen: int):
+        self.items = deque(maxlen=maxlen)
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def add(self, msg) -> None:
+        with self.lock:
+            self.items.append((time.monotonic(), msg))
+            self.count += 1
+
+    def messages(self) -> list:
+        with self.lock:
+            return [msg for _, msg in self.items]
+
+    def timed(self) -> list:
+        with self.lock:
+            return list(self.items)
+
+    def latest(self):
+        with self.lock:
+            return self.items[-1][1] if self.items else None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+class GraphClient:
+    def __init__(self, name: str = 'graph_client', use_sim_time: bool = False):
+        self._own_context = not rclpy.ok()
+        if self._own_context:
+            rclpy.init()
+        self.node = rclpy.create_node(name, parameter_overrides=[
+            rclpy.parameter.Parameter('use_sim_time', value=use_sim_time)])
+        self._executor = MultiThreadedExecutor(num_threads=4)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, name=f'{name}-spin',
+                                        daemon=True)
+        self._thread.start()
+        self.records = {}
+
+    def subscribe(self, topic: str, msg_type, maxlen: int = 10000, sensor: bool = False,
+                  callback=None) -> Recorded:
+        record = Recorded(maxlen)
+
+        def on_message(msg):
+            record.add(msg)
+            if callback is not None:
+                callback(msg)
+
+        qos = qos_profile_sensor_data if sensor else QoSProfile(depth=50)
+        self.node.create_subscription(msg_type, topic, on_message, qos)
+        self.records[topic] = record
+        return record
+
+    def publisher(self, topic: str, msg_type, depth: int = 10):
+        return self.node.create_publisher(msg_type, topic, depth)
+
+    def wait_for(self, predicate, timeout: float, interval: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return bool(predicate())
+
+    def wait_for_messages(self, topic: str, count: int, timeout: float) -> bool:
+        record = self.records[topic]
+        return self.wait_for(lambda: record.count >= count, timeout)
+
+    def call(self, service: str, srv_type, request=None, timeout: float = 10.0):
+        """Call a service; raises TimeoutError naming the service if it is absent or slow."""
+        client = self.node.create_client(srv_type, service)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f'service {service} not available after {timeout:.0f} s')
+            future = client.call_async(request if request is not None else srv_type.Request())
+            done = threading.Event()
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(timeout):
+                raise TimeoutError(f'service {service} did not answer within {timeout:.0f} s')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        if self._own_context:
+            rclpy.try_shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

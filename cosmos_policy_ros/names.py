@@ -66,3 +66,16 @@ PLANNED_CHUNK_TOPIC = '/planner/action_chunk'    # trajectory_msgs/JointTrajecto
 VALUE_TOPIC = '/policy/value'                    # std_msgs/Float32
 ESTOP_TOPIC = '/estop'                           # std_msgs/Bool
 DIAGNOSTICS_TOPIC = '/diagnostics'               # diagnostic_msgs/DiagnosticArray
+
+# Deployment graph: orchestration and dashboard (deploy helper).
+CONTROLLER_STATUS_TOPIC = '/controller/status'   # std_msgs/String JSON: remaining steps, state
+POLICY_LATENCY_TOPIC = '/policy/latency'         # std_msgs/String JSON: seconds per stage
+POLICY_INFO_TOPIC = '/policy/info'               # std_msgs/String JSON (latched): model, UNTRAINED
+PLANNER_VALUES_TOPIC = '/planner/candidate_values'   # std_msgs/Float32MultiArray, one per candidate
+PLANNER_LATENCY_TOPIC = '/planner/latency'       # std_msgs/String JSON: seconds per stage
+POLICY_MARKERS_TOPIC = '/policy/markers'         # visualization_msgs/MarkerArray (value text)
+
+
+def future_image_topic(camera: str) -> str:
+    """Predicted future camera image (sensor_msgs/Image) for the dashboard."""
+    return f'/policy/future/{camera}'

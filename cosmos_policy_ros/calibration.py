@@ -221,6 +221,16 @@ def load_calibration(name_or_path: str) -> Calibration:
     for key in ('arms', 'cameras'):
         if key in data and not isinstance(data[key], dict):
             raise CalibrationError(f'{source}: `{key}` must be a mapping')
+    _validate_cameras(data.get('cameras') or {}, path)
     return Calibration(robot=str(data['robot']), gripper=gripper, joint_limits=parsed,
                        arms=data.get('arms') or {}, cameras=data.get('cameras') or {},
                        source=source)
+
+
+def _validate_cameras(section: dict, path: Path) -> None:
+    """The `cameras:` schema lives with the camera backends (imported lazily: no cv2 needed)."""
+    from cosmos_policy_ros.hardware.cameras.configs import CameraConfigError, parse_cameras_section
+    try:
+        parse_cameras_section(section, str(path), base_dir=path.parent)
+    except CameraConfigError as exc:
+        raise CalibrationError(str(exc)) from None

@@ -18,6 +18,7 @@ from cosmos_policy_ros.hardware.cameras.configs import (
     RealSenseCameraConfig,
     VideoFileCameraConfig,
     camera_config_from_mapping,
+    cameras_from_calibration,
     parse_cameras_section,
 )
 
@@ -38,5 +39,4 @@ def make_camera(config: CameraConfig) -> Camera:
 __all__ = ['BACKENDS', 'Camera', 'CameraConfig', 'CameraConfigError', 'CameraError',
            'CameraStats', 'EndOfStream', 'Frame', 'OpenCVCameraConfig', 'RealSenseCameraConfig',
            'VideoFileCameraConfig', 'camera_config_from_mapping', 'cameras_from_calibration',
-           'make_camera',
-           'parse_cameras_section']
+           'make_camera', 'parse_cameras_section']

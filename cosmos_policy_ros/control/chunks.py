@@ -1,0 +1,241 @@
+"""Action chunks: validation and time-indexed execution, sync or async (ROS-free).
+
+A chunk is CHUNK_LENGTH targets DT apart, stamped with the time of the observation it was
+predicted from. Times are seconds on the controller's clock (sim time in sim).
+
+Sync (the reference's behaviour): a chunk plays from its first action when it arrives, to its
+end, then the last action is held until the next chunk. Async: the next inference starts while
+a chunk runs; the new chunk is aligned by its observation stamp (the steps that elapsed during
+inference are skipped) and cross-faded with the old one over `blend_steps` ticks (0: splice).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cosmos_policy_ros.names import CHUNK_LENGTH, CONTROL_HZ, STATE_DIM, VECTOR_NAMES
+
+MODES = ('sync', 'async')
+DT = 1.0 / CONTROL_HZ
+
+
+@dataclass(frozen=True)
+class Chunk:
+    stamp: float                 # observation time the chunk was predicted from [s]
+    dt: float                    # seconds between consecutive targets
+    names: tuple                 # one per column of `positions`
+    positions: np.ndarray        # (length, len(names))
+    source: str = ''
+
+    def __post_init__(self):
+        object.__setattr__(self, 'positions', np.asarray(self.positions, dtype=np.float64))
+        object.__setattr__(self, 'names', tuple(self.names))
+
+
+@dataclass(frozen=True)
+class ChunkCheck:
+    chunk: Chunk | None          # columns in `expected_names` order; None when rejected
+    reasons: tuple               # why it was rejected (empty when accepted)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+
+def check_chunk(chunk: Chunk, now: float, max_age: float, expected_names=VECTOR_NAMES,
+                length: int = CHUNK_LENGTH, dt: float = DT, future_tolerance: float = 0.1,
+                dt_tolerance: float = 1e-3) -> ChunkCheck:
+    """Accept a chunk only if names, size, spacing, values and age are all right.
+
+    Names may come in any order (columns are reordered); unknown, missing or repeated names
+    reject the chunk. Age is now - stamp; a stamp from the future (beyond a small tolerance
+    for clock skew) is rejected as well, because its time alignment would be wrong.
+    """
+    reasons = []
+    names = list(chunk.names)
+    unknown = sorted(set(names) - set(expected_names))
+    missing = sorted(set(expected_names) - set(names))
+    if unknown:
+        reasons.append(f'unknown joint names {unknown}; expected {list(expected_names)}')
+    if missing:
+        reasons.append(f'missing joint names {missing}')
+    if len(set(names)) != len(names):
+        reasons.append('repeated joint names')
+    positions = chunk.positions
+    if positions.ndim != 2 or positions.shape != (length, len(names)):
+        reasons.append(f'size {positions.shape} but ({length}, {len(expected_names)}) is '
+                       'required (points x joints)')
+    elif not np.all(np.isfinite(positions)):
+        bad = np.argwhere(~np.isfinite(positions))[0].tolist()
+        reasons.append(f'non-finite value at point {bad[0]}, joint {names[bad[1]]!r}')
+    if abs(chunk.dt - dt) > dt_tolerance:
+        reasons.append(f'points are {chunk.dt * 1e3:.1f} ms apart; {dt * 1e3:.1f} ms required')
+    age = now - chunk.stamp
+    if not np.isfinite(age) or age > max_age:
+        reasons.append(f'stale: observation is {age:.3f} s old (max_chunk_age {max_age} s)')
+    elif age < -future_tolerance:
+        reasons.append(f'stamp is {-age:.3f} s in the future; check that all nodes use the '
+                       'same clock (use_sim_time)')
+    if reasons:
+        return ChunkCheck(None, tuple(reasons))
+    order = [names.index(name) for name in expected_names]
+    ordered = Chunk(chunk.stamp, chunk.dt, tuple(expected_names), positions[:, order],
+                    chunk.source)
+    return ChunkCheck(ordered, ())
+
+
+def sample(positions: np.ndarray, start: float, now: float, dt: float,
+           interpolate: bool) -> tuple:
+    """Target of a chunk started at `start` at time `now` -> (position, index).
+
+    Without interpolation the nearest action is used (not floor: a tick that fires a little
+    early must not repeat the previous action); with it, linear between neighbours (for
+    output rates above the control rate). Before the start: the first action; after the
+    end: the last one (hold).
+    """
+    x = (now - start) / dt
+    last = len(positions) - 1
+    if not interpolate:
+        index = int(np.clip(np.floor(x + 0.5), 0, last))
+        return positions[index], index
+    x = float(np.clip(x, 0.0, last))
+    lower = int(np.floor(x))
+    upper = min(lower + 1, last)
+    frac = x - lower
+    return (1.0 - frac) * positions[lower] + frac * positions[upper], lower
+
+
+@dataclass
+class _Running:
+    chunk_id: int
+    positions: np.ndarray
+    start: float                  # time of action 0
+    stamp: float
+
+
+@dataclass(frozen=True)
+class ExecTarget:
+    position: np.ndarray          # (14,) desired target before the safety gate
+    chunk_id: int
+    index: int                    # action index in the active chunk
+    boundary: bool                # first tick of a new chunk or inside its blend window
+    holding: bool                 # past the end of the chunk: holding its last action
+
+
+@dataclass
+class ChunkExecutor:
+    mode: str = 'sync'
+    dt: float = DT
+    blend_steps: int = 5          # async cross-fade length in ticks (0: splice)
+    interpolate: bool = False
+    _active: _Running | None = None
+    _previous: _Running | None = None
+    _pending: list = field(default_factory=list)
+    _switch_time: float | None = None
+    _fresh_switch: bool = False
+    _next_id: int = 0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f'ChunkExecutor.mode: {self.mode!r} is not one of {list(MODES)}')
+        if not self.dt > 0:
+            raise ValueError(f'ChunkExecutor.dt must be positive, got {self.dt}')
+        if self.blend_steps < 0:
+            raise ValueError(f'ChunkExecutor.blend_steps must be >= 0, got {self.blend_steps}')
+
+    def submit(self, positions, stamp: float, now: float) -> int:
+        """Queue (sync) or switch to (async) a validated chunk; returns its id."""
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] != STATE_DIM:
+            raise ValueError(f'chunk positions must be (N, {STATE_DIM}), got {positions.shape}')
+        chunk_id = self._next_id
+        self._next_id += 1
+        if self.mode == 'sync':
+            self._pending = [(chunk_id, positions, stamp)]   # newest wins
+        else:
+            self._previous = self._active
+            self._active = _Running(chunk_id, positions, start=stamp, stamp=stamp)
+            self._switch_time = now
+            self._fresh_switch = True
+        return chunk_id
+
+    def clear(self) -> None:
+        """Drop every chunk (e-stop, watchdog): a later chunk starts from a hold."""
+        self._active = self._previous = None
+        self._pending = []
+        self._switch_time = None
+
+    def _finished(self, now: float) -> bool:
+        active = self._active
+        return active is None or (now - active.start) / self.dt + 0.5 >= len(active.positions)
+
+    def _activate_pending(self, now: float) -> None:
+        if self._pending and self._finished(now):
+            chunk_id, positions, stamp = self._pending.pop()
+            self._previous = None
+            self._active = _Running(chunk_id, positions, start=now, stamp=stamp)
+            self._switch_time = now
+            self._fresh_switch = True
+
+    def target(self, now: float) -> ExecTarget | None:
+        """The desired command at `now`, or None when no chunk has arrived (hold)."""
+        if self.mode == 'sync':
+            self._activate_pending(now)
+        active = self._active
+        if active is None:
+            return None
+        position, index = sample(active.positions, active.start, now, self.dt, self.interpolate)
+        holding = self._finished(now)
+        boundary = self._fresh_switch
+        self._fresh_switch = False
+        if self.mode == 'async' and self._previous is not None and self.blend_steps > 0:
+            tick = int(np.floor((now - self._switch_time) / self.dt + 0.5))
+            if tick < self.blend_steps:
+                weight = (tick + 1) / (self.blend_steps + 1)
+                old, _ = sample(self._previous.positions, self._previous.start, now, self.dt,
+                                self.interpolate)
+                position = (1.0 - weight) * old + weight * position
+                boundary = True
+            else:
+                self._previous = None
+        return ExecTarget(np.array(position), active.chunk_id, index, boundary, holding)
+
+    def remaining(self, now: float) -> int:
+        """Actions not yet commanded, queued chunks included (0 when holding or idle)."""
+        queued = sum(len(positions) for _, positions, _ in self._pending)
+        active = self._active
+        if active is None:
+            return queued
+        index = int(np.floor((now - active.start) / self.dt + 0.5))
+        return int(max(0, len(active.positions) - 1 - index)) + queued
+
+    @property
+    def active_stamp(self) -> float | None:
+        return None if self._active is None else self._active.stamp
+
+
+@dataclass
+class StepStats:
+    """Largest step between consecutive commands, overall and at chunk boundaries."""
+    max_step: float = 0.0
+    max_boundary_step: float = 0.0
+    boundaries: int = 0
+    boundary_steps: list = field(default_factory=list)   # largest step of each boundary
+    _last: np.ndarray | None = None
+    _in_boundary: bool = False
+
+    def add(self, command, boundary: bool) -> float:
+        command = np.asarray(command, dtype=np.float64)
+        step = 0.0 if self._last is None else float(np.max(np.abs(command - self._last)))
+        self._last = command.copy()
+        self.max_step = max(self.max_step, step)
+        if boundary:
+            if not self._in_boundary:
+                self.boundaries += 1
+                self.boundary_steps.append(0.0)
+            self.boundary_steps[-1] = max(self.boundary_steps[-1], step)
+            self.max_boundary_step = max(self.max_boundary_step, step)
+        self._in_boundary = boundary
+        return step
+
+    def reset_reference(self) -> None:
+        self._last = None

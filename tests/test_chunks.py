@@ -1,0 +1,131 @@
+"""Chunk validation, executor sync/async boundaries, query trigger (ROS-free)."""
+import numpy as np
+import pytest
+
+from cosmos_policy_ros.control.chunks import (DT, Chunk, ChunkExecutor, StepStats, check_chunk,
+                                              sample)
+from cosmos_policy_ros.control.trigger import ControllerStatus, QueryTrigger
+from cosmos_policy_ros.names import CHUNK_LENGTH, VECTOR_NAMES
+
+
+def ramp_chunk(start_value: float, slope: float = 0.01) -> np.ndarray:
+    steps = np.arange(CHUNK_LENGTH)[:, None]
+    return np.broadcast_to(start_value + slope * steps, (CHUNK_LENGTH, 14)).copy()
+
+
+def good_chunk(stamp=10.0, **changes) -> Chunk:
+    fields = dict(stamp=stamp, dt=DT, names=VECTOR_NAMES, positions=ramp_chunk(0.0))
+    fields.update(changes)
+    return Chunk(**fields)
+
+
+def test_good_chunk_accepted_and_reordered():
+    chunk = good_chunk()
+    assert check_chunk(chunk, now=10.2, max_age=1.0).ok
+    order = list(reversed(range(14)))
+    shuffled = good_chunk(names=tuple(VECTOR_NAMES[i] for i in order),
+                          positions=chunk.positions[:, order])
+    result = check_chunk(shuffled, now=10.2, max_age=1.0)
+    np.testing.assert_array_equal(result.chunk.positions, chunk.positions)
+
+
+@pytest.mark.parametrize('changes, now, expected', [
+    ({}, 12.0, 'stale'),
+    ({}, 9.0, 'in the future'),
+    ({'positions': np.full((CHUNK_LENGTH, 14), np.nan)}, 10.1, 'non-finite'),
+    ({'positions': np.zeros((CHUNK_LENGTH + 1, 14))}, 10.1, 'size'),
+    ({'positions': np.zeros((CHUNK_LENGTH, 13)), 'names': VECTOR_NAMES[:13]}, 10.1, 'missing'),
+    ({'names': VECTOR_NAMES[:13] + ('right_elbow_typo',)}, 10.1, 'unknown joint names'),
+    ({'dt': 0.02}, 10.1, 'ms apart'),
+])
+def test_bad_chunks_rejected_with_reason(changes, now, expected):
+    result = check_chunk(good_chunk(**changes), now=now, max_age=1.0)
+    assert not result.ok and result.chunk is None
+    assert any(expected in reason for reason in result.reasons), result.reasons
+
+
+def test_sample_nearest_and_interpolated():
+    positions = ramp_chunk(0.0, slope=1.0)
+    assert sample(positions, 0.0, 2.4 * DT, DT, interpolate=False)[1] == 2
+    assert sample(positions, 0.0, 2.6 * DT, DT, interpolate=False)[1] == 3
+    value, _ = sample(positions, 0.0, 2.25 * DT, DT, interpolate=True)
+    np.testing.assert_allclose(value, 2.25)
+    np.testing.assert_allclose(sample(positions, 0.0, 99.0, DT, True)[0], CHUNK_LENGTH - 1)
+
+
+def run_executor(mode: str, blend_steps: int, latency_steps: int, jump: float,
+                 chunks: int = 3):
+    """Chunk k is a ramp offset by k*jump; each is predicted `latency_steps` before it lands."""
+    executor = ChunkExecutor(mode=mode, blend_steps=blend_steps)
+    stats = StepStats()
+    commanded, now, stamp, sent = [], 0.0, None, 0
+    trigger = QueryTrigger(mode=mode, trigger_steps=latency_steps + 2)
+    arrival = None
+    for tick in range(chunks * CHUNK_LENGTH * 2):
+        now = tick * DT
+        if arrival is None and sent < chunks:
+            remaining = executor.remaining(now) if sent else 0
+            status = ControllerStatus(remaining, -1.0 if stamp is None else stamp, 'running')
+            if sent == 0 or trigger.should_query(status, now):
+                stamp, arrival = now, now + latency_steps * DT
+        if arrival is not None and now >= arrival - 1e-9:
+            executor.submit(ramp_chunk(sent * jump) + 0.01 * tick, stamp, now)
+            trigger.published(stamp, now, latency_steps * DT)
+            sent, arrival = sent + 1, None
+        target = executor.target(now)
+        if target is not None:
+            stats.add(target.position, target.boundary)
+            commanded.append(target.position[0])
+    return stats, np.array(commanded)
+
+
+def test_sync_holds_then_plays_whole_chunk():
+    executor = ChunkExecutor(mode='sync')
+    assert executor.target(0.0) is None
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    values = [executor.target(k * DT).position[0] for k in range(CHUNK_LENGTH + 5)]
+    assert values[:CHUNK_LENGTH] == list(range(CHUNK_LENGTH))
+    assert values[CHUNK_LENGTH:] == [CHUNK_LENGTH - 1] * 5
+    assert executor.remaining((CHUNK_LENGTH + 4) * DT) == 0
+
+
+def test_async_skips_inference_latency():
+    executor = ChunkExecutor(mode='async', blend_steps=0)
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=8 * DT)
+    target = executor.target(8 * DT)
+    assert target.index == 8 and target.position[0] == 8.0 and target.boundary
+
+
+def test_async_boundary_steps_smaller_than_sync_for_jumpy_chunks():
+    sync, _ = run_executor('sync', blend_steps=0, latency_steps=5, jump=0.5)
+    asyn, _ = run_executor('async', blend_steps=8, latency_steps=5, jump=0.5)
+    assert sync.boundaries >= 2 and asyn.boundaries >= 2
+    assert sync.max_boundary_step >= 0.5
+    assert asyn.max_boundary_step < sync.max_boundary_step / 4
+    splice, _ = run_executor('async', blend_steps=0, latency_steps=5, jump=0.5)
+    assert splice.max_boundary_step >= 0.5
+
+
+def test_step_stats_counts_boundaries():
+    stats = StepStats()
+    for value, boundary in [(0, False), (0.1, False), (1.1, True), (1.2, True), (1.3, False)]:
+        stats.add(np.full(14, value), boundary)
+    assert stats.boundaries == 1
+    assert stats.max_boundary_step == pytest.approx(1.0)
+    assert stats.boundary_steps == [pytest.approx(1.0)]
+
+
+def test_trigger_waits_for_ack_then_queries():
+    trigger = QueryTrigger(mode='sync', ack_timeout=1.0)
+    idle = ControllerStatus(remaining=0, last_chunk_stamp=-1.0, state='idle')
+    assert trigger.should_query(idle, 0.0)
+    trigger.published(stamp=0.0, now=0.5, latency=0.5)
+    assert not trigger.should_query(idle, 0.6)          # not yet seen by the controller
+    running = ControllerStatus(remaining=30, last_chunk_stamp=0.0, state='running')
+    assert not trigger.should_query(running, 0.7)
+    done = ControllerStatus(remaining=0, last_chunk_stamp=0.0, state='holding')
+    assert trigger.should_query(done, 2.0)
+    assert not trigger.should_query(ControllerStatus(0, 0.0, 'estop'), 2.0)
+    assert QueryTrigger(mode='async', trigger_steps=-1, latency=0.5).steps_ahead() == 18
+    round_trip = ControllerStatus.from_json(running.to_json())
+    assert round_trip == running

@@ -57,6 +57,7 @@ def side_of(arm: str) -> str:
 
 # Simulation / episode control (std_srvs/Trigger services and std_msgs/Bool topic).
 RESET_SERVICE = '/sim/reset'
+SUCCESS_QUERY_SERVICE = '/sim/success'   # std_srvs/Trigger: success now (+ reward JSON)
 SUCCESS_TOPIC = '/task/success'
 EPISODE_TOPIC = '/task/episode'          # std_msgs/String: JSON {episode, task, seed, state}
 

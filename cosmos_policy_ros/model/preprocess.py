@@ -1,0 +1,79 @@
+"""Camera images -> model images, as the released client and server do (§3, §8).
+
+Raw H x W x 3 uint8 RGB (480x640 on ALOHA) -> 256x256 PIL bicubic (client) -> model size
+PIL default (bicubic) resize (server) -> optional test-time 90 %-area centre crop resized back
+with antialiased bilinear (the training augmentation's deterministic counterpart).
+"""
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+CLIENT_SIZE = 256
+CROP_AREA = 0.9
+
+
+class ImageFormatError(ValueError):
+    """An image has the wrong dtype, rank, channels or size."""
+
+
+def check_image(image, camera: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise ImageFormatError(f'camera {camera!r}: expected a numpy array, got '
+                               f'{type(image).__name__}')
+    if image.dtype != np.uint8:
+        raise ImageFormatError(f'camera {camera!r}: expected dtype uint8 (0-255 RGB), got '
+                               f'{image.dtype}; convert with (x*255).round().astype(np.uint8) '
+                               'if it is float in [0,1]')
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageFormatError(f'camera {camera!r}: expected H x W x 3 RGB, got shape '
+                               f'{image.shape}')
+    if expected_hw is not None and image.shape[:2] != tuple(expected_hw):
+        raise ImageFormatError(f'camera {camera!r}: expected {expected_hw[0]}x{expected_hw[1]} '
+                               f'images, got {image.shape[0]}x{image.shape[1]}; check the '
+                               'camera resolution setting')
+    return image
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """PIL bicubic resize to size x size."""
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def center_crop_resize(image: np.ndarray, area: float = CROP_AREA) -> np.ndarray:
+    """Centre crop of `area` of the pixels, resized back (bilinear, antialiased, uint8)."""
+    size = image.shape[0]
+    crop = int(size * math.sqrt(area))
+    top, left = int(round((size - crop) / 2.0)), int(round((image.shape[1] - crop) / 2.0))
+    cropped = torch.from_numpy(np.ascontiguousarray(image[top:top + crop, left:left + crop]))
+    x = cropped.permute(2, 0, 1)[None].float()
+    out = torch.nn.functional.interpolate(x, size=(size, size), mode='bilinear',
+                                          align_corners=False, antialias=True)
+    return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def preprocess_image(image: np.ndarray, camera: str, image_size: int = 224,
+                     expected_hw: tuple[int, int] | None = None,
+                     test_time_crop: bool = True) -> np.ndarray:
+    """One camera image -> image_size x image_size x 3 uint8 for the model."""
+    image = check_image(image, camera, expected_hw)
+    if image.shape[:2] != (image_size, image_size):
+        if image.shape[:2] != (CLIENT_SIZE, CLIENT_SIZE):
+            image = resize(image, CLIENT_SIZE)
+        image = resize(image, image_size)
+    if test_time_crop:
+        image = center_crop_resize(image)
+    return image
+
+
+def to_model_tensor(images_B_H_W_3: np.ndarray) -> torch.Tensor:
+    """uint8 B,H,W,3 -> float32 B,3,H,W in [-1, 1] (x / 127.5 - 1)."""
+    x = torch.from_numpy(np.ascontiguousarray(images_B_H_W_3)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def from_model_tensor(video_B_3_H_W: torch.Tensor) -> np.ndarray:
+    """float B,3,H,W in [-1,1] -> uint8 B,H,W,3."""
+    x = ((video_B_3_H_W.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()

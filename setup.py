@@ -51,7 +51,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', share('launch/*.py')),
-        ('share/' + PACKAGE + '/config', share('config/*.yaml')),
+        ('share/' + PACKAGE + '/config', share('config/*.yaml') + share('config/*.json')),
         ('share/' + PACKAGE + '/calibration', share('calibration/*.yaml')),
         ('share/' + PACKAGE + '/models', share('models/*.yaml')),
         ('share/' + PACKAGE + '/rviz', share('rviz/*.rviz')),

@@ -67,8 +67,9 @@ def check_chunk(chunk: Chunk, now: float, max_age: float, expected_names=VECTOR_
     elif not np.all(np.isfinite(positions)):
         bad = np.argwhere(~np.isfinite(positions))[0].tolist()
         reasons.append(f'non-finite value at point {bad[0]}, joint {names[bad[1]]!r}')
-    if abs(chunk.dt - dt) > dt_tolerance:
-        reasons.append(f'points are {chunk.dt * 1e3:.1f} ms apart; {dt * 1e3:.1f} ms required')
+    if not abs(chunk.dt - dt) <= dt_tolerance:
+        reasons.append(f'points are {chunk.dt * 1e3:.1f} ms apart (time_from_start); '
+                       f'{dt * 1e3:.1f} ms required')
     age = now - chunk.stamp
     if not np.isfinite(age) or age > max_age:
         reasons.append(f'stale: observation is {age:.3f} s old (max_chunk_age {max_age} s)')

@@ -7,7 +7,7 @@ latency in steps plus a margin, so the next chunk lands before this one ends.
 """
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from cosmos_policy_ros.control.chunks import DT, MODES
 
@@ -21,6 +21,7 @@ class ControllerStatus:
     state: str                    # idle | running | holding | watchdog | estop
     reason: str = ''
     stamp: float = 0.0            # controller clock when published
+    counts: dict = field(default_factory=dict)   # gate/chunk counters for dashboards
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -1,0 +1,130 @@
+"""Observation assembly shared by the policy and planner nodes.
+
+Subscribes to the three cameras (sensor-data QoS) and both follower joint_states, buffers the
+last few messages of each, and builds an observation from the newest consistent set: the
+anchor is the oldest of the cameras' newest stamps, every source contributes the message
+closest to it, all must lie within `sync_slop` of it and the anchor must be at most
+`freshness` old on the node clock. Callbacks only store messages; conversion to arrays happens
+in the caller's worker thread (`assemble`), so executor callbacks never block.
+"""
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+
+from cosmos_policy_ros import names
+from cosmos_policy_ros.calibration import GripperConstants
+from cosmos_policy_ros.params import Param
+from cosmos_policy_ros.ros.image import to_rgb
+from cosmos_policy_ros.ros.stamps import to_ns
+
+OBSERVATION_PARAMS = (
+    Param('freshness', 1.0, 'newest usable observation age [s, node clock]', min=0.01),
+    Param('sync_slop', 0.1, 'largest stamp difference between sources of one observation [s]',
+          min=0.0),
+)
+
+SOURCES = names.CAMERAS + names.FOLLOWERS
+
+
+@dataclass(frozen=True)
+class RawObservation:
+    """Messages chosen for one observation (not yet converted)."""
+    stamp_ns: int                       # anchor: oldest newest-camera stamp
+    stamps_ns: dict                     # source -> header stamp used
+    images: dict                        # camera -> Image
+    joint_states: dict                  # follower arm -> JointState
+    newest_receive: float               # monotonic receive time of the newest camera used
+
+
+@dataclass(frozen=True)
+class Assembled:
+    stamp_ns: int
+    stamps_ns: dict
+    images: dict                        # camera -> HxWx3 uint8
+    proprio: np.ndarray                 # (14,) robot units
+    newest_receive: float
+    convert_s: float                    # ROS messages -> arrays
+
+
+def proprio_from_joint_states(states: dict, gripper: GripperConstants) -> np.ndarray:
+    """[left 6, left gripper, right 6, right gripper]: arm joints [rad], gripper normalised
+    from the left finger position (the ALOHA observation convention)."""
+    vector = []
+    for arm in names.FOLLOWERS:
+        msg = states[arm]
+        index = {name: i for i, name in enumerate(msg.name)}
+        missing = [n for n in names.ARM_JOINTS + ('left_finger',) if n not in index]
+        if missing:
+            raise ValueError(f'{names.joint_states_topic(arm)}: joint_states lacks {missing}; '
+                             f'publish {list(names.JOINT_STATE_NAMES)}')
+        vector += [msg.position[index[n]] for n in names.ARM_JOINTS]
+        vector.append(float(gripper.follower_position_normalize(
+            msg.position[index['left_finger']])))
+    return np.asarray(vector, dtype=np.float64)
+
+
+class ObservationInputs:
+    """Subscriptions + buffers on `node`; `latest(now_ns)` picks the newest consistent set."""
+
+    def __init__(self, node, gripper: GripperConstants, freshness: float, sync_slop: float,
+                 callback_group=None, camera_depth: int = 3, joint_depth: int = 100):
+        self.gripper = gripper
+        self.freshness_ns = int(freshness * 1e9)
+        self.slop_ns = int(sync_slop * 1e9)
+        self._lock = threading.Lock()
+        self._buffers = {source: deque(maxlen=camera_depth if source in names.CAMERAS
+                                       else joint_depth) for source in SOURCES}
+        for camera in names.CAMERAS:
+            node.create_subscription(Image, names.camera_topic(camera),
+                                     lambda msg, s=camera: self._store(s, msg),
+                                     qos_profile_sensor_data, callback_group=callback_group)
+        for arm in names.FOLLOWERS:
+            node.create_subscription(JointState, names.joint_states_topic(arm),
+                                     lambda msg, s=arm: self._store(s, msg),
+                                     QoSProfile(depth=20), callback_group=callback_group)
+
+    def _store(self, source: str, msg) -> None:
+        with self._lock:
+            self._buffers[source].append((to_ns(msg.header.stamp), time.monotonic(), msg))
+
+    def newest_stamps(self) -> dict:
+        with self._lock:
+            return {s: buf[-1][0] for s, buf in self._buffers.items() if buf}
+
+    def latest(self, now_ns: int) -> tuple:
+        """(RawObservation | None, reason): the newest consistent, fresh set of messages."""
+        with self._lock:
+            buffers = {source: list(buf) for source, buf in self._buffers.items()}
+        empty = [source for source, buf in buffers.items() if not buf]
+        if empty:
+            return None, f'waiting for {empty}'
+        anchor = min(buffers[camera][-1][0] for camera in names.CAMERAS)
+        if now_ns - anchor > self.freshness_ns:
+            return None, (f'newest complete camera set is {(now_ns - anchor) / 1e9:.2f} s old '
+                          f'(freshness {self.freshness_ns / 1e9} s)')
+        chosen = {source: min(buf, key=lambda item: abs(item[0] - anchor))
+                  for source, buf in buffers.items()}
+        apart = {source: abs(item[0] - anchor) for source, item in chosen.items()}
+        late = {source: gap / 1e9 for source, gap in apart.items() if gap > self.slop_ns}
+        if late:
+            return None, f'sources out of sync with the cameras by {late} s'
+        return RawObservation(
+            stamp_ns=anchor, stamps_ns={s: item[0] for s, item in chosen.items()},
+            images={c: chosen[c][2] for c in names.CAMERAS},
+            joint_states={a: chosen[a][2] for a in names.FOLLOWERS},
+            newest_receive=max(chosen[c][1] for c in names.CAMERAS)), ''
+
+    def assemble(self, raw: RawObservation) -> Assembled:
+        """Convert (call from a worker thread): images to arrays, joint states to proprio."""
+        start = time.perf_counter()
+        images = {camera: to_rgb(msg, (names.IMAGE_HEIGHT, names.IMAGE_WIDTH),
+                                 source=names.camera_topic(camera))
+                  for camera, msg in raw.images.items()}
+        proprio = proprio_from_joint_states(raw.joint_states, self.gripper)
+        return Assembled(raw.stamp_ns, raw.stamps_ns, images, proprio, raw.newest_receive,
+                         time.perf_counter() - start)

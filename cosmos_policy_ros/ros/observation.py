@@ -128,3 +128,68 @@ class ObservationInputs:
         proprio = proprio_from_joint_states(raw.joint_states, self.gripper)
         return Assembled(raw.stamp_ns, raw.stamps_ns, images, proprio, raw.newest_receive,
                          time.perf_counter() - start)
+
+
+class QueryLoop:
+    """Decides when to infer and runs inference off the executor thread (policy + planner).
+
+    A steady 50 Hz poll checks the controller status with control.trigger.QueryTrigger; when a
+    query is due and a fresh observation exists, `infer(raw)` runs in a single worker thread
+    (so subscriptions, status and the poll never block). `infer` returns the published chunk's
+    stamp [ns] and node-clock latency [s] (or None when it published nothing).
+    """
+
+    def __init__(self, node, inputs: ObservationInputs, trigger, infer, callback_group=None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from rclpy.clock import Clock, ClockType
+        from std_msgs.msg import String
+
+        from cosmos_policy_ros.control.trigger import ControllerStatus
+        self.node, self.inputs, self.trigger, self.infer = node, inputs, trigger, infer
+        self._status_type = ControllerStatus
+        self.status = None
+        self.busy = False
+        self.waiting_reason = ''
+        self.failures = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='inference')
+        node.create_subscription(String, names.CONTROLLER_STATUS_TOPIC, self._on_status,
+                                 QoSProfile(depth=5), callback_group=callback_group)
+        node.create_timer(0.02, self._poll, callback_group=callback_group,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _on_status(self, msg) -> None:
+        self.status = self._status_type.from_json(msg.data)
+
+    def _poll(self) -> None:
+        if self.busy:
+            return
+        now_ns = self.node.get_clock().now().nanoseconds
+        if not self.trigger.should_query(self.status, now_ns * 1e-9):
+            return
+        raw, reason = self.inputs.latest(now_ns)
+        if raw is None:
+            if reason != self.waiting_reason:
+                self.node.get_logger().info(f'not querying: {reason}')
+                self.waiting_reason = reason
+            return
+        self.waiting_reason = ''
+        self.busy = True
+        self._pool.submit(self._run, raw)
+
+    def _run(self, raw) -> None:
+        try:
+            result = self.infer(raw)
+            if result is not None:
+                stamp_ns, latency = result
+                now = self.node.get_clock().now().nanoseconds * 1e-9
+                self.trigger.published(stamp_ns * 1e-9, now, latency)
+        except Exception as exc:  # noqa: BLE001 - reported, counted, never silent
+            self.failures += 1
+            self.node.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}',
+                                         throttle_duration_sec=5.0)
+        finally:
+            self.busy = False
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -76,7 +76,6 @@ class BusStats:
     stuffed_packets: int = 0  # instructions that needed byte stuffing
     tx_bytes: int = 0
     rx_bytes: int = 0
-    reconnects: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

@@ -43,6 +43,16 @@ def joint_command_topic(arm: str) -> str:
     return f'/{arm}/commands/joint_positions'
 
 
+def torque_enable_service(arm: str) -> str:
+    """std_srvs/SetBool on the Dynamixel arm driver: torque on (activate) / off."""
+    return f'/{arm}/torque_enable'
+
+
+def reboot_service(arm: str) -> str:
+    """std_srvs/Trigger on the Dynamixel arm driver: reboot the arm's motors."""
+    return f'/{arm}/reboot'
+
+
 def camera_topic(camera: str) -> str:
     return f'/{camera}/camera/color/image_rect_raw'
 

@@ -11,6 +11,7 @@ Kilted write it) and `<name>_0.mcap` (profile 'ros2', CDR messages, `ros2msg` sc
 import json
 import os
 import shutil
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,8 +298,8 @@ def recover_partial(partial_dir: str | Path, compression: str = 'zstd') -> Recov
                 elif isinstance(record, Message):
                     writer.write(channels[record.channel_id], record.data, record.log_time,
                                  record.publish_time)
-        except (McapError, CRCValidationError, EOFError, ValueError) as exc:
-            stopped_by = f'{type(exc).__name__}: {exc}'.strip()
+        except (McapError, CRCValidationError, EOFError, ValueError, struct.error) as exc:
+            stopped_by = f'{type(exc).__name__}: {exc}'.strip(' :')
     if writer is None:
         raise BagError(f'{partial_dir}: no complete chunk was flushed before the crash; '
                        'nothing to recover (delete the directory)')

@@ -1,5 +1,5 @@
 """Built-in graphs; each module registers one with cosmos_policy_ros.graph.register."""
-from cosmos_policy_ros.graphs import record_demos  # noqa: F401
+from cosmos_policy_ros.graphs import hardware, record_demos  # noqa: F401
 
 try:  # graphs of later milestones register themselves when present
     from cosmos_policy_ros.graphs import aloha_policy  # noqa: F401

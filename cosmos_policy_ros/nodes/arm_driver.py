@@ -1,0 +1,164 @@
+"""arm_driver: one ALOHA arm's Dynamixel bus (hardware.arm.ArmSupervisor) as ROS interfaces.
+
+A regular node with explicit states (unconfigured -> inactive <-> active, fault, port_lost;
+lifecycle nodes are awkward from the PyPI rclpy wheels): at start it configures (opens the
+port, checks motor models, writes operating modes / velocity limit / gripper current limit
+and verifies them by read-back) and, for followers, activates (torque on, holding the present
+position). Leaders stay torque-off and read-only.
+
+Publishes:
+- names.joint_states_topic(arm) (sensor_msgs/JointState, reliable) at `rate` Hz:
+  names.JOINT_STATE_NAMES (Interbotix order), rad / gripper motor rad / finger m; velocity;
+  effort (mA, or 0.1 % load on XL430/XC430).
+- names.DIAGNOSTICS_TOPIC every `diagnostics_period` s: state, hardware errors, temperatures,
+  retries, lost/corrupt packets, failed cycles, cycle time, bus bytes per cycle.
+
+Subscribes: names.joint_command_topic(arm) (sensor_msgs/JointState, reliable): `name` ⊆
+names.COMMAND_JOINTS, `position` rad (gripper = motor angle); partial commands keep the other
+joints' goals; clamped to the calibration limits; a command with unknown names, non-finite
+values or a length mismatch is rejected whole (logged, counted). Only the newest goal is sent,
+at the next cycle.
+
+Services: names.torque_enable_service(arm) (std_srvs/SetBool), names.reboot_service(arm)
+(std_srvs/Trigger).
+
+Faults never stop the node: a hardware error holds the arm (no goals) and, with
+`auto_recover`, reboots the faulted motors every `retry_period` until the error clears; a lost
+port is reopened every `retry_period`.
+"""
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool, Trigger
+
+from cosmos_policy_ros import names
+from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.hardware.arm import ArmSupervisor
+from cosmos_policy_ros.hardware.arm_config import parse_arms
+from cosmos_policy_ros.params import Param
+from cosmos_policy_ros.ros import params
+from cosmos_policy_ros.ros.main import run
+
+PARAMS = (
+    Param('arm', 'follower_left', 'arm namespace (an entry of the calibration `arms:`)',
+          choices=names.ARMS, read_only=True),
+    Param('calibration', 'aloha_stationary', 'calibration/<robot>.yaml (name or path)',
+          read_only=True),
+    Param('port', '', 'serial port overriding arms.<arm>.port (empty: the calibration\'s)',
+          read_only=True),
+    Param('rate', 100.0, 'joint_states / bus cycle rate [Hz]', min=1.0, max=500.0,
+          read_only=True),
+    Param('auto_recover', True, 'reboot motors in hardware error once the cause clears'),
+    Param('retry_period', 1.0, 'seconds between reconnect / recovery attempts', min=0.05),
+    Param('torque_off_on_exit', True, 'followers: torque off when the node stops (else the '
+          'arm keeps holding its last goal)'),
+    Param('diagnostics_period', 1.0, 'diagnostics publish period [s]', min=0.05),
+)
+
+_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+           'ERROR': DiagnosticStatus.ERROR}
+
+
+class ArmDriverNode(Node):
+    def __init__(self):
+        super().__init__('arm_driver')
+        self.params = params.declare(self, PARAMS, on_change=self._on_params)
+        p = self.params
+        calibration = load_calibration(p.calibration)
+        arms = parse_arms(calibration.arms, calibration.source)
+        if p.arm not in arms:
+            raise ValueError(f'{calibration.source}: no `arms.{p.arm}` entry; add it (port, '
+                             f'role, ...) or pick one of {sorted(arms)} with arm:=')
+        config = arms[p.arm]
+        if p.port:
+            config = type(config)(**{**config.__dict__, 'port': p.port})
+        self.supervisor = ArmSupervisor(config, p.auto_recover, p.retry_period,
+                                        torque_off_on_close=p.torque_off_on_exit)
+
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.joint_pub = self.create_publisher(JointState, names.joint_states_topic(p.arm),
+                                               reliable)
+        self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC, 10)
+        bus_group = MutuallyExclusiveCallbackGroup()
+        io_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointState, names.joint_command_topic(p.arm), self._on_command,
+                                 reliable, callback_group=io_group)
+        self.create_service(SetBool, names.torque_enable_service(p.arm), self._on_torque,
+                            callback_group=io_group)
+        self.create_service(Trigger, names.reboot_service(p.arm), self._on_reboot,
+                            callback_group=io_group)
+        self._last_reason = ''
+        self._last_state = ''
+        if not self.supervisor.start(activate=config.is_follower):
+            self.get_logger().error(f'not connected yet, retrying every {p.retry_period} s: '
+                                    f'{self.supervisor.last_error}')
+        self.create_timer(1.0 / p.rate, self._on_cycle, callback_group=bus_group)
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(f'{p.arm} ({config.role}, {config.model}) on '
+                               f'{config.port_path}: {self.supervisor.state}')
+
+    def _on_params(self, values) -> None:
+        self.supervisor.auto_recover = values.auto_recover
+        self.supervisor.retry_period_s = values.retry_period
+        self.supervisor.torque_off_on_close = values.torque_off_on_exit
+
+    def _on_cycle(self) -> None:
+        state = self.supervisor.cycle()
+        if self.supervisor.state != self._last_state:
+            self._last_state = self.supervisor.state
+            log = self.get_logger().info if self.supervisor.state in ('active', 'inactive') \
+                else self.get_logger().error
+            log(f'state {self.supervisor.state} {self.supervisor.last_error}'.rstrip())
+        if state is None:
+            return
+        msg = JointState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.name = list(names.JOINT_STATE_NAMES)
+        msg.position = state.position.tolist()
+        msg.velocity = state.velocity.tolist()
+        msg.effort = state.effort.tolist()
+        self.joint_pub.publish(msg)
+
+    def _on_command(self, msg: JointState) -> None:
+        result = self.supervisor.set_command(msg.name, msg.position)
+        if result.reason and result.reason != self._last_reason:
+            log = self.get_logger().info if result.accepted else self.get_logger().warning
+            log(f'command {"clamped" if result.accepted else "rejected"}: {result.reason}')
+        self._last_reason = result.reason
+
+    def _on_torque(self, request, response):
+        try:
+            response.message = self.supervisor.set_torque(request.data)
+            response.success = True
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            response.success, response.message = False, str(exc)
+        return response
+
+    def _on_reboot(self, request, response):
+        try:
+            response.message = self.supervisor.reboot()
+            response.success = True
+        except (ConnectionError, RuntimeError) as exc:
+            response.success, response.message = False, str(exc)
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        diag = self.supervisor.diagnostics()
+        status = DiagnosticStatus(level=_LEVELS[diag.level],
+                                  name=f'{self.get_name()}: {self.params.arm}',
+                                  hardware_id=str(diag.values.get('port', '')),
+                                  message=diag.message[:500])
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in diag.values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def close(self) -> None:
+        self.supervisor.close()
+
+
+def main(args=None) -> None:
+    run(ArmDriverNode, args=args)

@@ -1,0 +1,109 @@
+"""The launch files and the pip CLI start the same graph: same node list, same arguments."""
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cosmos_policy_ros import cli
+from cosmos_policy_ros.graph import build_graph, get_graph
+from cosmos_policy_ros.launch_util import launch_specs
+
+LAUNCH_DIR = Path(__file__).resolve().parent.parent / 'launch'
+
+CASES = [
+    ('aloha_policy', {}),
+    ('aloha_policy', {'planning': 'true', 'mode': 'async', 'num_steps': '3',
+                      'planning_checkpoint': '/tmp/plan.pt', 'aggregation': 'lcb'}),
+    ('aloha_policy', {'task': 'insertion', 'preset': 'small', 'device': 'cuda',
+                      'dtype': 'bfloat16', 'checkpoint': '/tmp/policy.pt'}),
+    ('aloha_policy', {'use_sim': 'false', 'calibration': 'aloha_stationary'}),
+    ('aloha_policy', {'use_sim': 'false', 'calibration': 'aloha_stationary',
+                      'planning': 'true'}),
+    ('record_demos', {}),
+    ('record_demos', {'task': 'insertion', 'seed': '7'}),
+]
+
+
+def load_launch_module(graph: str):
+    path = LAUNCH_DIR / f'{graph}.launch.py'
+    spec = importlib.util.spec_from_file_location(f'{graph}_launch', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def needs_hardware(overrides: dict) -> bool:
+    return overrides.get('use_sim') == 'false'
+
+
+def cli_dry_run(graph: str, overrides: dict) -> list:
+    """(name, executable, parameters) rows printed by `cosmos-policy-ros up --dry-run`."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(['up', graph, *(f'{k}:={v}' for k, v in overrides.items()),
+                         '--dry-run'])
+    assert code == 0, out.getvalue()
+    return [line.split()[:2] for line in out.getvalue().splitlines() if line.startswith('/')]
+
+
+@pytest.mark.parametrize('graph, overrides', CASES)
+def test_launch_file_and_cli_build_the_same_nodes(graph, overrides):
+    if needs_hardware(overrides) and (
+            importlib.util.find_spec('cosmos_policy_ros.graphs.hardware') is None
+            or not (LAUNCH_DIR.parent / 'calibration' / 'aloha_stationary.yaml').is_file()):
+        pytest.skip('graphs/hardware.py or calibration/aloha_stationary.yaml (the dynamixel '
+                    'helper\'s) has not landed yet')
+    module = load_launch_module(graph)
+    assert module.GRAPH == graph and callable(module.generate_launch_description)
+    expected = build_graph(graph, overrides)
+    # What the launch file's OpaqueFunction builds, from its launch configurations.
+    defaults = {name: arg.default for name, arg in get_graph(graph).args.items()}
+    context = SimpleNamespace(launch_configurations={**defaults, **overrides})
+    assert launch_specs(module.GRAPH, context) == expected
+    rows = cli_dry_run(graph, overrides)
+    assert rows == [[spec.full_name, spec.executable] for spec in expected]
+
+
+def test_graph_parameters_match_node_schemas():
+    """Every parameter the graph sets is declared by the node (with a valid value)."""
+    from cosmos_policy_ros.params import check_values
+    schemas = {}
+    for executable in ('policy', 'planner', 'controller'):
+        module = importlib.import_module(f'cosmos_policy_ros.nodes.{executable}')
+        schemas[executable] = module.PARAMS
+    for overrides in ({}, {'planning': 'true'}, {'mode': 'async'}):
+        for spec in build_graph('aloha_policy', overrides):
+            if spec.executable in schemas:
+                check_values(schemas[spec.executable], dict(spec.parameters),
+                             where=spec.full_name)
+                json.dumps(dict(spec.parameters))
+
+
+def test_planning_switches_the_controller_input():
+    from cosmos_policy_ros import names
+    plain = {s.executable: s for s in build_graph('aloha_policy', {})}
+    planned = {s.executable: s for s in build_graph('aloha_policy', {'planning': 'true'})}
+    assert 'policy' in plain and 'planner' not in plain
+    assert 'planner' in planned and 'policy' not in planned
+    assert plain['controller'].parameters['chunk_topic'] == names.ACTION_CHUNK_TOPIC
+    assert planned['controller'].parameters['chunk_topic'] == names.PLANNED_CHUNK_TOPIC
+
+
+def test_launch_description_arguments_match_graph():
+    pytest.importorskip('launch_ros', reason='launch/launch_ros come with a system ROS 2 '
+                        'install, not with the PyPI wheels used here')
+    from launch.actions import DeclareLaunchArgument
+    for graph in ('aloha_policy', 'record_demos'):
+        description = load_launch_module(graph).generate_launch_description()
+        declared = {action.name: action.default_value for action in description.entities
+                    if isinstance(action, DeclareLaunchArgument)}
+        assert set(declared) == set(get_graph(graph).args)
+
+
+def test_unknown_launch_argument_is_refused_with_the_known_list():
+    with pytest.raises(ValueError, match='known'):
+        build_graph('aloha_policy', {'planing': 'true'})

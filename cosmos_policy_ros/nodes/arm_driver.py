@@ -109,9 +109,11 @@ class ArmDriverNode(Node):
         state = self.supervisor.cycle()
         if self.supervisor.state != self._last_state:
             self._last_state = self.supervisor.state
-            log = self.get_logger().info if self.supervisor.state in ('active', 'inactive') \
-                else self.get_logger().error
-            log(f'state {self.supervisor.state} {self.supervisor.last_error}'.rstrip())
+            text = f'state {self.supervisor.state} {self.supervisor.last_error}'.rstrip()
+            if self.supervisor.state in ('active', 'inactive'):   # rclpy: one level per call site
+                self.get_logger().info(text)
+            else:
+                self.get_logger().error(text)
         if state is None:
             return
         msg = JointState()
@@ -125,8 +127,10 @@ class ArmDriverNode(Node):
     def _on_command(self, msg: JointState) -> None:
         result = self.supervisor.set_command(msg.name, msg.position)
         if result.reason and result.reason != self._last_reason:
-            log = self.get_logger().info if result.accepted else self.get_logger().warning
-            log(f'command {"clamped" if result.accepted else "rejected"}: {result.reason}')
+            if result.accepted:
+                self.get_logger().info(f'command clamped: {result.reason}')
+            else:
+                self.get_logger().warning(f'command rejected: {result.reason}')
         self._last_reason = result.reason
 
     def _on_torque(self, request, response):

@@ -70,6 +70,9 @@ class GripperConstants:
     def leader_position_normalize(self, meters):
         return self._norm(meters, self.leader_position_open, self.leader_position_close)
 
+    def leader_position_unnormalize(self, value):
+        return self._unnorm(value, self.leader_position_open, self.leader_position_close)
+
     def follower_velocity_normalize(self, meters_per_s):
         return np.asarray(meters_per_s, dtype=np.float64) / (
             self.follower_position_open - self.follower_position_close)

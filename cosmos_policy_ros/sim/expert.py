@@ -2,10 +2,12 @@
 
 The waypoint scripts follow the original ALOHA sim experts (grasp, lift, meet, hand-over for
 transfer_cube; grasp peg and socket, meet, insert for insertion), timed in 50 Hz steps and a
-function of the episode's initial object poses. They are turned into joint trajectories by
-rolling them out in gym-aloha's mocap end-effector scenes (the gripper link is welded to a
-mocap body that follows the waypoints) and recording the arm joints each step; the gripper
-channel is the commanded normalised opening (0 closed, 1 open).
+function of the episode's initial object poses. Waypoints are poses of the mocap frames that
+gym-aloha's end-effector scenes weld to the gripper links; each 50 Hz step the gripper-link
+target (mocap pose composed with the weld's relative pose) is solved by damped-least-squares IK
+on the joint-control scene. (Rolling the mocap scene out dynamically, as the original did,
+lags and drops the cube with MuJoCo 3.) The gripper channel is the commanded normalised
+opening (0 closed, 1 open).
 """
 from dataclasses import dataclass
 

@@ -110,11 +110,9 @@ class EmulatedMotor:
             limit = self.get('Profile_Velocity') or self.get('Velocity_Limit') or 265
             max_step = limit * VELOCITY_UNIT_RPM / 60.0 * TICKS_PER_REV * dt
             target = float(self.goal)
-            if self.obstacle is not None:
-                lo, hi = sorted((self.position, self.obstacle))
-                if lo <= target <= hi or (self.position - self.obstacle) * (
-                        target - self.obstacle) < 0:
-                    target = self.obstacle
+            if self.obstacle is not None and (min(self.position, target) <= self.obstacle
+                                              <= max(self.position, target)):
+                target = self.obstacle          # the path to the goal crosses the obstacle
             step = max(-max_step, min(max_step, target - self.position))
             self.position += step
             self.velocity = step / dt

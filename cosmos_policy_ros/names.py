@@ -71,6 +71,12 @@ SUCCESS_QUERY_SERVICE = '/sim/success'   # std_srvs/Trigger: success now (+ rewa
 SUCCESS_TOPIC = '/task/success'
 EPISODE_TOPIC = '/task/episode'          # std_msgs/String: JSON {episode, task, seed, state}
 
+# Demonstration recorder (std_srvs/Trigger services; status std_msgs/String JSON, latched).
+RECORDER_START_SERVICE = '/recorder/start'
+RECORDER_STOP_SERVICE = '/recorder/stop'         # finish and save the episode bag
+RECORDER_DISCARD_SERVICE = '/recorder/discard'
+RECORDER_STATUS_TOPIC = '/recorder/status'       # {state, episode, messages, error, ...}
+
 # Deployment graph.
 ACTION_CHUNK_TOPIC = '/policy/action_chunk'      # trajectory_msgs/JointTrajectory (policy)
 PLANNED_CHUNK_TOPIC = '/planner/action_chunk'    # trajectory_msgs/JointTrajectory (planner)

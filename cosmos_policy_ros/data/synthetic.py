@@ -11,7 +11,8 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from cosmos_policy_ros import names
-from cosmos_policy_ros.data.bag import BagWriter, TopicInfo
+from cosmos_policy_ros.data.bag import BagWriter
+from cosmos_policy_ros.data.recorder import episode_topics
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 JOINT_STATE = 'sensor_msgs/msg/JointState'
@@ -53,15 +54,6 @@ def boolean(value: bool) -> bytes:
 
 def string(text: str) -> bytes:
     return serialize(TYPESTORE.types[STRING](data=text), STRING)
-
-
-def episode_topics(cameras=names.CAMERAS) -> list:
-    topics = [TopicInfo(names.joint_states_topic(arm), JOINT_STATE) for arm in names.ARMS]
-    topics += [TopicInfo(names.joint_command_topic(arm), JOINT_STATE) for arm in names.FOLLOWERS]
-    topics += [TopicInfo(names.camera_topic(cam), IMAGE, 'sensor') for cam in cameras]
-    topics += [TopicInfo(names.SUCCESS_TOPIC, BOOL), TopicInfo(names.EPISODE_TOPIC, STRING,
-                                                                'latched')]
-    return topics
 
 
 @dataclass(frozen=True)

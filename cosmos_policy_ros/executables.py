@@ -14,4 +14,5 @@ NODES = {
     'planner': 'cosmos_policy_ros.nodes.planner:main',
     'arm_driver': 'cosmos_policy_ros.nodes.arm_driver:main',
     'camera': 'cosmos_policy_ros.nodes.camera:main',
+    'interbotix_bridge': 'cosmos_policy_ros.nodes.interbotix_bridge:main',
 }

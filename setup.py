@@ -51,7 +51,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', share('launch/*.py')),
-        ('share/' + PACKAGE + '/config', share('config/*.yaml') + share('config/*.json')),
+        ('share/' + PACKAGE + '/config', share('config/*.yaml') + share('config/*.json')
+         + share('config/*.xml')),
         ('share/' + PACKAGE + '/calibration', share('calibration/*.yaml')),
         ('share/' + PACKAGE + '/models', share('models/*.yaml')),
         ('share/' + PACKAGE + '/rviz', share('rviz/*.rviz')),

@@ -87,17 +87,18 @@ class Camera(abc.ABC):
         """Open the device, check one frame's size, and (by default) start the read thread."""
         if self._open_now:
             raise CameraError(f'{self}: already connected; call disconnect() first')
-        self._open()
-        self._open_now = True
         try:
+            self._open()
+            self._open_now = True
             first = self._grab()
             if first is None:
                 raise CameraError(f'{self}: opened but delivered no frame; check the cable '
                                   'and that no other program holds the device')
             self._check_size(first)
-        except BaseException:
+        except BaseException as exc:
             self._open_now = False
             self._close()
+            self._update(last_error=str(exc))
             raise
         self._stop.clear()
         self._update(connected=True, finished=False, last_error='')

@@ -173,3 +173,30 @@ def cameras_from_calibration(calibration) -> dict:
     base_dir = Path(calibration.source).parent if calibration.source else None
     return parse_cameras_section(dict(calibration.cameras), calibration.source or 'calibration',
                                  base_dir)
+
+
+def camera_config_for(camera: str, calibration: str = '', backend: str = '', device: str = '',
+                      fourcc: str = 'MJPG', fps: float = 30.0, loop: bool = True
+                      ) -> CameraConfig:
+    """The camera node's parameters -> a config: an explicit `backend` + `device` wins, else
+    the calibration file's `cameras.<camera>` entry."""
+    if backend:
+        if backend not in BACKENDS:
+            raise CameraConfigError(f'camera {camera}: backend={backend!r} must be one of '
+                                    f'{list(BACKENDS)}')
+        if backend == 'opencv':
+            return OpenCVCameraConfig(name=camera, device=device, fourcc=fourcc, fps=fps)
+        if backend == 'realsense':
+            return RealSenseCameraConfig(name=camera, serial_number=device, fps=fps)
+        return VideoFileCameraConfig(name=camera, path=device, fps=fps, loop=loop)
+    if not calibration:
+        raise CameraConfigError(f'camera {camera}: set `calibration` (a robot YAML with a '
+                                '`cameras:` section) or `backend` and `device`')
+    from cosmos_policy_ros.calibration import load_calibration
+    loaded = load_calibration(calibration)
+    configs = cameras_from_calibration(loaded)
+    if camera not in configs:
+        raise CameraConfigError(f'{loaded.source}: no `cameras.{camera}` entry (has '
+                                f'{sorted(configs)}); add one (docs/hardware.md) or set the '
+                                'node\'s backend/device parameters')
+    return configs[camera]

@@ -107,3 +107,17 @@ def test_launch_description_arguments_match_graph():
 def test_unknown_launch_argument_is_refused_with_the_known_list():
     with pytest.raises(ValueError, match='known'):
         build_graph('aloha_policy', {'planing': 'true'})
+
+
+def test_rviz_config_parses_and_references_graph_topics():
+    import yaml
+
+    from cosmos_policy_ros import names
+    config = yaml.safe_load((LAUNCH_DIR.parent / 'rviz' / 'aloha_policy.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
+    known = ({names.camera_topic(c) for c in names.CAMERAS}
+             | {names.future_image_topic(c) for c in names.CAMERAS}
+             | {names.POLICY_MARKERS_TOPIC})
+    assert topics == known
+    assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'world'

@@ -212,3 +212,81 @@ def test_watchdog_engages_when_a_camera_stops_and_releases(controller_graph):
                            timeout=30), latest_status(observer.status)
     assert latest_status(observer.status)['counts']['watchdog_engagements'] >= 1
     procs.check_alive()
+
+
+def policy_graph(overrides: dict) -> list:
+    """aloha_policy on the sim, tiny untrained model, small/fast settings for CI."""
+    return build_graph('aloha_policy', {
+        'use_sim': 'true', 'preset': 'tiny', 'num_steps': '2', 'camera_rate': '10.0',
+        'freshness': '1.5', 'max_chunk_age': '3.0', **overrides})
+
+
+def run_closed_loop(tmp_path, overrides: dict, planning: bool, chunks_wanted: int):
+    from cosmos_policy_ros.commands.run_policy import PolicyRunObserver
+    with GraphProcesses(policy_graph(overrides), tmp_path / 'logs') as procs:
+        client = GraphClient('test_closed_loop', use_sim_time=True)
+        try:
+            observer = PolicyRunObserver(client, planning=planning)
+
+            def executed():
+                procs.check_alive()
+                counts = latest_status(observer.status).get('counts', {})
+                return (counts.get('chunks_accepted', 0) >= chunks_wanted
+                        and counts.get('boundaries', 0) >= chunks_wanted)
+            assert client.wait_for(executed, timeout=150, interval=0.5), (
+                latest_status(observer.status), observer.chunks.count,
+                {p.spec.name: p.log_tail(5) for p in procs.processes})
+            client.wait_for(lambda: False, timeout=3.0)    # a few more ticks of commands
+            return observer, observer.summary(1.0)
+        finally:
+            client.close()
+
+
+def check_chunk_message(msg, latency: dict) -> None:
+    assert tuple(msg.joint_names) == names.VECTOR_NAMES
+    assert len(msg.points) == names.CHUNK_LENGTH
+    offsets = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    np.testing.assert_allclose(np.diff(offsets), DT, atol=1e-9)
+    assert all(len(p.positions) == 14 and np.all(np.isfinite(p.positions))
+               for p in msg.points)
+    stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    assert stamp_ns == latency['obs_stamp_ns']          # header stamp = observation time
+
+
+def test_policy_sync_closed_loop_on_the_sim(tmp_path):
+    observer, summary = run_closed_loop(tmp_path, {'mode': 'sync'}, False, chunks_wanted=2)
+    latencies = [json.loads(m.data) for m in observer.latency.messages()]
+    check_chunk_message(observer.chunks.messages()[0], latencies[0])
+    for stage in ('convert_s', 'model_s', 'publish_s', 'camera_to_publish_s'):
+        assert latencies[0][stage] > 0
+    assert set(latencies[0]['source_stamps_ns']) == set(names.CAMERAS + names.FOLLOWERS)
+    assert summary['untrained'] and summary['model']['status'].startswith('UNTRAINED')
+    times, commands = observer.command_series()
+    assert_25hz(times)
+    assert_inside_gate(commands)
+    counts = summary['controller']
+    assert counts['chunks_rejected'] == 0, counts['last_reject']
+    # Sync: the next query starts only when the chunk is done (remaining 0), so chunks
+    # are at least a chunk length apart in observation time.
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+              for m in observer.chunks.messages()]
+    assert np.all(np.diff(stamps) >= (names.CHUNK_LENGTH - 1) * DT - 1e-6), stamps
+
+
+def test_planner_async_closed_loop_on_the_sim(tmp_path):
+    observer, summary = run_closed_loop(tmp_path, {
+        'mode': 'async', 'planning': 'true', 'num_candidates': '3', 'future_steps': '1',
+        'value_steps': '1,2'}, True, chunks_wanted=2)
+    values = observer.values.messages()
+    assert values and all(len(v.data) == 3 for v in values)
+    latencies = [json.loads(m.data) for m in observer.latency.messages()]
+    from cosmos_policy_ros.planning.aggregate import select_best
+    for message, latency in zip(values, latencies):
+        chosen = int(message.layout.dim[0].label.split('=')[1])
+        assert chosen == latency['chosen'] == select_best(np.array(message.data))
+        assert message.data[chosen] == pytest.approx(max(message.data), abs=1e-6)
+    check_chunk_message(observer.chunks.messages()[0], latencies[0])
+    times, commands = observer.command_series()
+    assert_inside_gate(commands)
+    counts = summary['controller']
+    assert counts['chunks_accepted'] >= 2 and counts['chunks_rejected'] == 0, counts

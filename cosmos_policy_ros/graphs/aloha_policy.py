@@ -11,6 +11,18 @@ from cosmos_policy_ros.planning.aggregate import AGGREGATIONS
 from cosmos_policy_ros.sim.tasks import TASKS
 
 
+def step_list(args, name: str) -> list:
+    """'1,3,5' -> [1, 3, 5] (one ensemble member per entry)."""
+    try:
+        steps = [int(item) for item in args[name].split(',') if item.strip()]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise ValueError(f'{name}:={args[name]!r} must be comma-separated step counts >= 1, '
+                         'e.g. 1,3,5')
+    return steps
+
+
 def build(args) -> list:
     use_sim, planning = as_bool(args['use_sim']), as_bool(args['planning'])
     common = {'use_sim_time': use_sim}
@@ -33,7 +45,9 @@ def build(args) -> list:
             **common, **model, **observe,
             'planning_checkpoint': args['planning_checkpoint'],
             'num_candidates': int(args['num_candidates']),
-            'aggregation': args['aggregation'], 'value_mode': args['value_mode']}))
+            'aggregation': args['aggregation'], 'value_mode': args['value_mode'],
+            'future_steps': step_list(args, 'future_steps'),
+            'value_steps': step_list(args, 'value_steps')}))
     else:
         nodes.append(NodeSpec('policy', 'policy', parameters={
             **common, **model, **observe, 'decode_future': as_bool(args['decode_future'])}))
@@ -67,6 +81,8 @@ GRAPH = register(Graph(
         'num_candidates': GraphArg('8', 'planning: candidate chunks per query'),
         'aggregation': GraphArg('majority_mean', 'planning: value ensemble aggregation',
                                 AGGREGATIONS),
+        'future_steps': GraphArg('1,3,5', 'planning: future-state ensemble (steps each)'),
+        'value_steps': GraphArg('1,2,3,4,5', 'planning: value ensemble (steps each)'),
         'value_mode': GraphArg('v_sprime', "planning: V(s') or Q(s,a)", ('v_sprime', 'q_sa')),
         'mode': GraphArg('sync', 'chunk execution: sync (reference) or async (blended)',
                          ('sync', 'async')),

@@ -12,7 +12,6 @@ import argparse
 import numpy as np
 from tqdm import tqdm
 
-from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control.chunks import DT, ChunkExecutor, StepStats
 from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.trigger import ControllerStatus, QueryTrigger

@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from cosmos_policy_ros.control.chunks import (DT, Chunk, ChunkExecutor, StepStats, check_chunk,
-                                              sample)
+from cosmos_policy_ros.control.chunks import (
+    DT,
+    Chunk,
+    ChunkExecutor,
+    StepStats,
+    check_chunk,
+    sample,
+)
 from cosmos_policy_ros.control.trigger import ControllerStatus, QueryTrigger
 from cosmos_policy_ros.names import CHUNK_LENGTH, VECTOR_NAMES
 
@@ -14,7 +20,7 @@ def ramp_chunk(start_value: float, slope: float = 0.01) -> np.ndarray:
 
 
 def good_chunk(stamp=10.0, **changes) -> Chunk:
-    fields = dict(stamp=stamp, dt=DT, names=VECTOR_NAMES, positions=ramp_chunk(0.0))
+    fields = {'stamp': stamp, 'dt': DT, 'names': VECTOR_NAMES, 'positions': ramp_chunk(0.0)}
     fields.update(changes)
     return Chunk(**fields)
 

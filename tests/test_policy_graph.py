@@ -82,7 +82,7 @@ class Observer:
                                              maxlen=10) for arm in names.FOLLOWERS}
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='class')
 def controller_graph(tmp_path_factory):
     specs = [NodeSpec('sim_robot', 'sim_robot', parameters=SIM),
              NodeSpec('controller', 'controller', parameters={
@@ -118,81 +118,6 @@ def wave_chunk(start: np.ndarray, amplitude: float) -> np.ndarray:
     return chunk
 
 
-def test_controller_executes_chunks_at_25hz_inside_the_gate(controller_graph):
-    procs, client, observer = controller_graph
-    chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
-    start = current_robot_vector(observer)
-    t0 = sim_now(client)
-    chunks.publish(to_msg(wave_chunk(start, 0.4), int(t0 * 1e9)))
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'holding',
-                           timeout=60), latest_status(observer.status)
-    procs.check_alive()
-    times, commands = commands_14(observer.commands)
-    window = times >= t0
-    assert_25hz(times[window])
-    assert_inside_gate(commands[window])
-    counts = latest_status(observer.status)['counts']
-    assert counts['chunks_accepted'] == 1 and counts['step_clamped'] >= 1
-    # The commands followed the chunk: the shoulder went up by ~0.4 rad mid-chunk.
-    assert commands[window][:, 1].max() - commands[window][0, 1] > 0.3
-
-
-def test_bad_chunks_are_rejected_and_never_forwarded(controller_graph):
-    procs, client, observer = controller_graph
-    chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
-    before = latest_status(observer.status)['counts']
-    now_ns = int(sim_now(client) * 1e9)
-    start = current_robot_vector(observer)
-    nan = wave_chunk(start, 0.1)
-    nan[5, 3] = np.nan
-    bad = [to_msg(nan, now_ns), to_msg(np.zeros((60, 14)), now_ns),
-           to_msg(wave_chunk(start, 0.1), now_ns - int(5e9))]
-    renamed = to_msg(wave_chunk(start, 0.1), now_ns)
-    renamed.joint_names[0] = 'left_hip'
-    bad.append(renamed)
-    held_from = len(observer.commands['follower_left'].messages())
-    for msg in bad:
-        chunks.publish(msg)
-    assert client.wait_for(lambda: latest_status(observer.status)['counts']['chunks_rejected']
-                           >= before['chunks_rejected'] + 4, timeout=30)
-    status = latest_status(observer.status)
-    assert status['counts']['chunks_accepted'] == before['chunks_accepted']
-    assert 'unknown joint names' in status['counts']['last_reject']
-    time.sleep(0.5)
-    held = np.array([m.position for m in observer.commands['follower_left'].messages()
-                     [held_from:]])
-    assert len(held) > 0 and np.ptp(held, axis=0).max() < 1e-9     # still holding
-    procs.check_alive()
-
-
-def test_estop_holds_within_a_tick_until_released(controller_graph):
-    procs, client, observer = controller_graph
-    chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
-    estop = client.publisher(names.ESTOP_TOPIC, Bool)
-    chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.4),
-                          int(sim_now(client) * 1e9)))
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'running',
-                           timeout=30)
-    estop.publish(Bool(data=True))
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'estop',
-                           timeout=10)
-    engaged_at = latest_status(observer.status)['stamp']
-    assert client.wait_for(lambda: commands_14(observer.commands)[0][-1] > engaged_at + 0.3,
-                           timeout=30)
-    times, commands = commands_14(observer.commands)
-    after = commands[times > engaged_at + DT + 1e-6]    # one tick after the status said so
-    assert len(after) > 3 and np.ptp(after, axis=0).max() < 1e-9
-    # A chunk during the e-stop is refused; releasing waits for the next chunk.
-    chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.2),
-                          int(sim_now(client) * 1e9)))
-    assert client.wait_for(lambda: 'e-stop' in latest_status(observer.status)['counts']
-                           ['last_reject'], timeout=10)
-    estop.publish(Bool(data=False))
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
-                           timeout=10)
-    procs.check_alive()
-
-
 def set_disabled_cameras(client, cameras: list) -> None:
     request = SetParameters.Request(parameters=[Parameter(
         name='disabled_cameras', value=ParameterValue(type=ParameterType.PARAMETER_STRING_ARRAY,
@@ -201,17 +126,95 @@ def set_disabled_cameras(client, cameras: list) -> None:
     assert result.results[0].successful, result.results[0].reason
 
 
-def test_watchdog_engages_when_a_camera_stops_and_releases(controller_graph):
-    procs, client, observer = controller_graph
-    set_disabled_cameras(client, ['cam_left_wrist'])
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'watchdog',
-                           timeout=30), latest_status(observer.status)
-    assert 'cam_left_wrist' in latest_status(observer.status)['reason']
-    set_disabled_cameras(client, [''])
-    assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
-                           timeout=30), latest_status(observer.status)
-    assert latest_status(observer.status)['counts']['watchdog_engagements'] >= 1
-    procs.check_alive()
+class TestControllerOnSim:
+    """One sim + controller bring-up (torn down before the closed-loop graphs start)."""
+
+    def test_controller_executes_chunks_at_25hz_inside_the_gate(self, controller_graph):
+        procs, client, observer = controller_graph
+        chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
+        start = current_robot_vector(observer)
+        t0 = sim_now(client)
+        chunks.publish(to_msg(wave_chunk(start, 0.4), int(t0 * 1e9)))
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'holding',
+                               timeout=60), latest_status(observer.status)
+        procs.check_alive()
+        times, commands = commands_14(observer.commands)
+        window = times >= t0
+        assert_25hz(times[window])
+        assert_inside_gate(commands[window])
+        counts = latest_status(observer.status)['counts']
+        assert counts['chunks_accepted'] == 1 and counts['step_clamped'] >= 1
+        # The commands followed the chunk: the shoulder went up by ~0.4 rad mid-chunk.
+        assert commands[window][:, 1].max() - commands[window][0, 1] > 0.3
+
+
+    def test_bad_chunks_are_rejected_and_never_forwarded(self, controller_graph):
+        procs, client, observer = controller_graph
+        chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
+        before = latest_status(observer.status)['counts']
+        now_ns = int(sim_now(client) * 1e9)
+        start = current_robot_vector(observer)
+        nan = wave_chunk(start, 0.1)
+        nan[5, 3] = np.nan
+        bad = [to_msg(nan, now_ns), to_msg(np.zeros((60, 14)), now_ns),
+               to_msg(wave_chunk(start, 0.1), now_ns - int(5e9))]
+        renamed = to_msg(wave_chunk(start, 0.1), now_ns)
+        renamed.joint_names[0] = 'left_hip'
+        bad.append(renamed)
+        held_from = len(observer.commands['follower_left'].messages())
+        for msg in bad:
+            chunks.publish(msg)
+        assert client.wait_for(lambda: latest_status(observer.status)['counts']['chunks_rejected']
+                               >= before['chunks_rejected'] + 4, timeout=30)
+        status = latest_status(observer.status)
+        assert status['counts']['chunks_accepted'] == before['chunks_accepted']
+        assert 'unknown joint names' in status['counts']['last_reject']
+        time.sleep(0.5)
+        held = np.array([m.position for m in observer.commands['follower_left'].messages()
+                         [held_from:]])
+        assert len(held) > 0 and np.ptp(held, axis=0).max() < 1e-9     # still holding
+        procs.check_alive()
+
+
+    def test_estop_holds_within_a_tick_until_released(self, controller_graph):
+        procs, client, observer = controller_graph
+        chunks = client.publisher(names.ACTION_CHUNK_TOPIC, JointTrajectory)
+        estop = client.publisher(names.ESTOP_TOPIC, Bool)
+        chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.4),
+                              int(sim_now(client) * 1e9)))
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'running',
+                               timeout=30)
+        estop.publish(Bool(data=True))
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'estop',
+                               timeout=10)
+        engaged_at = latest_status(observer.status)['stamp']
+        assert client.wait_for(lambda: commands_14(observer.commands)[0][-1] > engaged_at + 0.3,
+                               timeout=30)
+        times, commands = commands_14(observer.commands)
+        after = commands[times > engaged_at + DT + 1e-6]    # one tick after the status said so
+        assert len(after) > 3 and np.ptp(after, axis=0).max() < 1e-9
+        # A chunk during the e-stop is refused; releasing waits for the next chunk.
+        chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.2),
+                              int(sim_now(client) * 1e9)))
+        assert client.wait_for(lambda: 'e-stop' in latest_status(observer.status)['counts']
+                               ['last_reject'], timeout=10)
+        estop.publish(Bool(data=False))
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
+                               timeout=10)
+        procs.check_alive()
+
+
+    def test_watchdog_engages_when_a_camera_stops_and_releases(self, controller_graph):
+        procs, client, observer = controller_graph
+        set_disabled_cameras(client, ['cam_left_wrist'])
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'watchdog',
+                               timeout=30), latest_status(observer.status)
+        assert 'cam_left_wrist' in latest_status(observer.status)['reason']
+        set_disabled_cameras(client, [''])
+        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
+                               timeout=30), latest_status(observer.status)
+        assert latest_status(observer.status)['counts']['watchdog_engagements'] >= 1
+        procs.check_alive()
 
 
 def policy_graph(overrides: dict) -> list:
@@ -286,7 +289,50 @@ def test_planner_async_closed_loop_on_the_sim(tmp_path):
         assert chosen == latency['chosen'] == select_best(np.array(message.data))
         assert message.data[chosen] == pytest.approx(max(message.data), abs=1e-6)
     check_chunk_message(observer.chunks.messages()[0], latencies[0])
-    times, commands = observer.command_series()
+    _, commands = observer.command_series()
     assert_inside_gate(commands)
     counts = summary['controller']
     assert counts['chunks_accepted'] >= 2 and counts['chunks_rejected'] == 0, counts
+
+
+def test_observation_assembly_picks_the_newest_consistent_fresh_set():
+    """ros.observation in-process (no spinning): anchor, closest joint states, freshness."""
+    import rclpy
+
+    from cosmos_policy_ros.ros.image import to_msg as image_msg
+    from cosmos_policy_ros.ros.observation import ObservationInputs
+    from cosmos_policy_ros.ros.stamps import from_ns
+    own_context = not rclpy.ok()
+    if own_context:
+        rclpy.init()
+    node = rclpy.create_node('test_observation_inputs')
+    try:
+        inputs = ObservationInputs(node, CALIBRATION.gripper, freshness=0.5, sync_slop=0.05)
+        frame = np.zeros((names.IMAGE_HEIGHT, names.IMAGE_WIDTH, 3), np.uint8)
+        second = 1_000_000_000
+        for t in (1.0, 1.1, 1.2):
+            for camera in names.CAMERAS:
+                if camera == 'cam_high' and t == 1.2:
+                    continue                     # one camera lags: the set is anchored at 1.1
+                inputs._store(camera, image_msg(frame, from_ns(int(t * second)), camera))
+        for k in range(30):
+            for arm in names.FOLLOWERS:
+                msg = JointState(name=list(names.JOINT_STATE_NAMES),
+                                 position=[0.01 * k] * 6 + [0.0, 0.04, -0.04])
+                msg.header.stamp = from_ns(int((0.9 + 0.02 * k) * second))
+                inputs._store(arm, msg)
+        raw, reason = inputs.latest(int(1.3 * second))
+        assert raw is not None, reason
+        assert raw.stamp_ns == int(1.1 * second)
+        assert raw.stamps_ns['follower_left'] == int(1.1 * second)
+        assembled = inputs.assemble(raw)
+        assert assembled.images['cam_high'].shape == (480, 640, 3)
+        expected_gripper = CALIBRATION.gripper.follower_position_normalize(0.04)
+        assert assembled.proprio[6] == pytest.approx(expected_gripper)
+        assert assembled.proprio[0] == pytest.approx(0.1)
+        raw, reason = inputs.latest(int(2.0 * second))
+        assert raw is None and 'old' in reason
+    finally:
+        node.destroy_node()
+        if own_context:
+            rclpy.try_shutdown()

@@ -84,7 +84,7 @@ class PolicyRunObserver:
             'wall_s': wall_s, 'sim_s': sim_span, 'chunks': chunk_count,
             'chunk_rate_per_sim_s': chunk_count / sim_span if sim_span else 0.0,
             'chunk_rate_per_wall_s': chunk_count / wall_s if wall_s else 0.0,
-            'commands': int(len(times)),
+            'commands': len(times),
             'command_rate_sim_hz': float(1.0 / np.median(intervals)) if intervals.size else 0.0,
             'command_interval_p99_s': float(np.percentile(intervals, 99))
             if intervals.size else 0.0,
@@ -121,27 +121,28 @@ def plot(observer: PolicyRunObserver, path: Path, title: str) -> None:
 def format_report(summary: dict) -> str:
     c = summary['controller']
     lines = [
-        'policy: UNTRAINED (random weights)' if summary['untrained'] else
-        f'policy: checkpoint {summary["model"].get("checkpoint")}',
-        f'ran {summary["wall_s"]:.0f} s wall, {summary["sim_s"]:.1f} s sim; '
-        f'{summary["chunks"]} chunks = {summary["chunk_rate_per_sim_s"]:.3f}/s sim, '
-        f'{summary["chunk_rate_per_wall_s"]:.3f}/s wall',
-        f'commands: {summary["commands"]} at {summary["command_rate_sim_hz"]:.2f} Hz sim time '
-        f'(p99 interval {summary["command_interval_p99_s"] * 1e3:.1f} ms)',
+        ('policy: UNTRAINED (random weights)' if summary['untrained'] else
+         f'policy: checkpoint {summary["model"].get("checkpoint")}'),
+        (f'ran {summary["wall_s"]:.0f} s wall, {summary["sim_s"]:.1f} s sim; '
+         f'{summary["chunks"]} chunks = {summary["chunk_rate_per_sim_s"]:.3f}/s sim, '
+         f'{summary["chunk_rate_per_wall_s"]:.3f}/s wall'),
+        (f'commands: {summary["commands"]} at {summary["command_rate_sim_hz"]:.2f} Hz sim '
+         f'time (p99 interval {summary["command_interval_p99_s"] * 1e3:.1f} ms)'),
     ]
     for stage, value in summary['latency'].items():
         lines.append(f'latency {stage:22s} p50 {value["p50"]:.3f} s  p95 {value["p95"]:.3f} s '
                      f'(n={value["n"]})')
     lines += [
-        f'chunks accepted/rejected: {c.get("chunks_accepted", 0)}/{c.get("chunks_rejected", 0)}'
-        + (f' (last: {c["last_reject"]})' if c.get('last_reject') else ''),
-        f'ticks clamped: range {c.get("limit_clamped", 0)}, step {c.get("step_clamped", 0)} of '
-        f'{c.get("ticks", 0)}; non-finite held {c.get("non_finite_held", 0)}',
-        f'largest commanded step: {summary["max_commanded_step"]:.4f} rad overall, '
-        f'{summary["max_boundary_step"]:.4f} rad at chunk boundaries (before the gate: '
-        f'{summary["max_raw_boundary_step"]:.4f} rad)',
-        f'watchdog engagements {c.get("watchdog_engagements", 0)}, hold ticks '
-        f'{c.get("holds", 0)}; final state {summary["final_state"]}',
+        (f'chunks accepted/rejected: {c.get("chunks_accepted", 0)}/'
+         f'{c.get("chunks_rejected", 0)}'
+         + (f' (last: {c["last_reject"]})' if c.get('last_reject') else '')),
+        (f'ticks clamped: range {c.get("limit_clamped", 0)}, step {c.get("step_clamped", 0)} of '
+         f'{c.get("ticks", 0)}; non-finite held {c.get("non_finite_held", 0)}'),
+        (f'largest commanded step: {summary["max_commanded_step"]:.4f} rad overall, '
+         f'{summary["max_boundary_step"]:.4f} rad at chunk boundaries (before the gate: '
+         f'{summary["max_raw_boundary_step"]:.4f} rad)'),
+        (f'watchdog engagements {c.get("watchdog_engagements", 0)}, hold ticks '
+         f'{c.get("holds", 0)}; final state {summary["final_state"]}'),
     ]
     return '\n'.join(lines)
 

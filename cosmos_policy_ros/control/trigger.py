@@ -53,7 +53,7 @@ class QueryTrigger:
         if self.trigger_steps >= 0:
             return self.trigger_steps
         latency = self.latency if self.latency is not None else 1.0
-        return int(math.ceil((latency + self.margin) / self.dt))
+        return math.ceil((latency + self.margin) / self.dt)
 
     def should_query(self, status: ControllerStatus | None, now: float) -> bool:
         if status is None or status.state in HOLD_STATES:

@@ -15,7 +15,6 @@ non-finite, the wrong size, has unknown names or arrives during a hold is reject
 """
 import struct
 import threading
-import time
 from collections import deque
 
 import numpy as np
@@ -229,7 +228,7 @@ class Controller(Node):
         return self.gate.hold(), False
 
     def publish_commands(self, target: np.ndarray, now: float) -> None:
-        stamp = from_ns(int(round(now * 1e9)))
+        stamp = from_ns(round(now * 1e9))
         for offset, arm in zip((0, 7), names.FOLLOWERS):
             msg = JointState(name=list(names.COMMAND_JOINTS),
                              position=target[offset:offset + 7].tolist())
@@ -272,7 +271,7 @@ class Controller(Node):
                                   message=f'{state}' + (f': {reason}' if reason else ''))
         status.values = [KeyValue(key=key, value=str(value)) for key, value in summary.items()]
         array = DiagnosticArray(status=[status])
-        array.header.stamp = from_ns(int(round(now * 1e9)))
+        array.header.stamp = from_ns(round(now * 1e9))
         self.diag_pub.publish(array)
 
 

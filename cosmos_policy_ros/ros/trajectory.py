@@ -20,7 +20,7 @@ def to_msg(positions, stamp_ns: int, dt: float = DT, frame_id: str = '') -> Join
     msg.header.frame_id = frame_id
     msg.joint_names = list(VECTOR_NAMES)
     for i, row in enumerate(positions):
-        offset_ns = int(round(i * dt * 1e9))
+        offset_ns = round(i * dt * 1e9)
         msg.points.append(JointTrajectoryPoint(
             positions=row.tolist(),
             time_from_start=Duration(sec=offset_ns // 1_000_000_000,

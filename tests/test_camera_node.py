@@ -4,12 +4,14 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from sensor_msgs.msg import Image
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file
+from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.procs import GraphProcesses
 from cosmos_policy_ros.ros.image import to_rgb
 from cosmos_policy_ros.ros.stamps import to_ns
@@ -26,16 +28,21 @@ def write_video(path):
 
 @pytest.fixture(scope='module')
 def camera_graph(tmp_path_factory):
-    """cam_high plays a video; cam_left_wrist points at a file that does not exist yet."""
+    """cam_high plays a video (explicit backend/device parameters); cam_left_wrist comes from
+    a robot YAML's `cameras:` entry whose (relative) file does not exist yet."""
     folder = tmp_path_factory.mktemp('camera_node')
     present = write_video(folder / 'high.avi')
     missing = folder / 'left.avi'
+    robot = yaml.safe_load(share_path('calibration', 'aloha_sim.yaml').read_text())
+    robot['cameras'] = {'cam_left_wrist': {'backend': 'video_file', 'path': 'left.avi',
+                                           'fps': FPS}}
+    (folder / 'robot.yaml').write_text(yaml.safe_dump(robot))
     specs = [
         NodeSpec('camera', 'cam_high', parameters={
             'camera': 'cam_high', 'backend': 'video_file', 'device': str(present), 'fps': FPS}),
-        NodeSpec('camera', 'cam_left_wrist', parameters={
-            'camera': 'cam_left_wrist', 'backend': 'video_file', 'device': str(missing),
-            'fps': FPS, 'retry_period': 0.2, 'diagnostics_period': 0.25}),
+        NodeSpec('camera', 'camera', namespace='/cam_left_wrist', parameters={
+            'camera': 'cam_left_wrist', 'calibration': str(folder / 'robot.yaml'),
+            'retry_period': 0.2, 'diagnostics_period': 0.25}),
     ]
     with GraphProcesses(specs, folder / 'logs') as procs:
         yield procs, missing
@@ -91,5 +98,5 @@ def test_missing_device_is_reported_then_picked_up(camera_graph, graph_client):
     assert graph_client.records[topic].count == 0
     write_video(missing.with_name('partial.avi')).rename(missing)   # appears whole, at once
     assert graph_client.wait_for_messages(topic, 5, timeout=20.0), procs.check_alive()
-    log = procs.by_name('cam_left_wrist').log_tail(50)
+    log = procs.by_name('camera').log_tail(50)
     assert 'video file not found' in log and 'streaming 640x480' in log

@@ -18,6 +18,7 @@ from cosmos_policy_ros.hardware.cameras import (
     make_camera,
     parse_cameras_section,
 )
+from cosmos_policy_ros.hardware.cameras.configs import camera_config_for
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file
 from cosmos_policy_ros.paths import share_path
 
@@ -228,3 +229,16 @@ def wait_until(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def test_node_parameters_choose_backend_or_calibration_entry(tmp_path):
+    explicit = camera_config_for('cam_high', backend='opencv', device='/dev/video2',
+                                 fourcc='YUYV', fps=15.0)
+    assert explicit == OpenCVCameraConfig(name='cam_high', device='/dev/video2', fourcc='YUYV',
+                                          fps=15.0)
+    with pytest.raises(CameraConfigError, match='set `calibration`'):
+        camera_config_for('cam_high')
+    with pytest.raises(CameraConfigError, match=r"no `cameras.cam_high` entry \(has \[\]\)"):
+        camera_config_for('cam_high', calibration='aloha_sim')
+    stationary = camera_config_for('cam_left_wrist', calibration='aloha_stationary')
+    assert isinstance(stationary, RealSenseCameraConfig) and stationary.serial_number

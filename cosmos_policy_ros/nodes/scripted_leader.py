@@ -7,8 +7,9 @@ names.JOINT_STATE_NAMES: arm joints, leader gripper motor angle = leader_joint_u
 the scripted opening with the calibration's preset, finger positions [m]) every 1/`rate` s of
 node time (sim time with use_sim_time), following the trajectory from its start time and
 holding the last pose after its end. The start time is the episode's sim_time, or the time the
-plan became ready if later (logged), so the script is never entered mid-way. Nothing is
-published before the first plan is ready (teleop then sends nothing and the followers hold).
+plan became ready if later (logged), so the script is never entered mid-way. While a plan is
+being computed the leaders publish the script's start pose (START_ARM_POSE, gripper closed);
+nothing is published before the first episode arrives (teleop then sends nothing).
 """
 import json
 import threading
@@ -25,6 +26,7 @@ from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run
+from cosmos_policy_ros.sim.aloha_sim import START_ARM_POSE
 from cosmos_policy_ros.sim.expert import plan
 from cosmos_policy_ros.sim.tasks import TASKS
 
@@ -108,13 +110,19 @@ class ScriptedLeader(Node):
     def _tick(self) -> None:
         now = self.get_clock().now()
         with self._lock:
-            trajectory, start_ns = self._trajectory, self._start_ns
-        if trajectory is None:
+            trajectory, start_ns, episode = self._trajectory, self._start_ns, self._episode
+        if episode is None:
             return
-        step = trajectory.step_at((now.nanoseconds - start_ns) / 1e9)
+        step = trajectory.step_at((now.nanoseconds - start_ns) / 1e9) if trajectory else None
         stamp = now.to_msg()
+        gripper = self.calibration.gripper
         for side, publisher in self._pubs.items():
-            position = trajectory.leader_position(side, step, self.calibration.gripper)
+            if trajectory is None:          # planning: hold the script's start pose
+                finger = float(gripper.leader_position_unnormalize(0.0))
+                position = np.array(START_ARM_POSE + (
+                    float(gripper.leader_joint_unnormalize(0.0)), finger, -finger))
+            else:
+                position = trajectory.leader_position(side, step, gripper)
             msg = JointState(name=list(names.JOINT_STATE_NAMES), position=position.tolist())
             msg.header.stamp = stamp
             publisher.publish(msg)

@@ -22,7 +22,8 @@ Subscribes: /follower_left|right/commands/joint_positions (sensor_msgs/JointStat
 partial commands hold the other joints. A command with unknown/duplicate names, a length
 mismatch or non-finite values is rejected whole (logged with the field and fix, counted, on
 /diagnostics); accepted targets are clamped to the calibration limits and applied from the
-next physics step (the last command is held).
+next physics step (the last command is held). Commands stamped (non-zero) before the last
+reset are dropped (counted as before_reset): they were meant for the previous episode.
 
 Services: names.RESET_SERVICE (std_srvs/Trigger): reset to the next seed (`seed` first, +1 per
 reset; the message is the episode JSON). names.SUCCESS_QUERY_SERVICE (std_srvs/Trigger):
@@ -52,7 +53,7 @@ from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import image, params
 from cosmos_policy_ros.ros.main import run
-from cosmos_policy_ros.ros.stamps import from_ns
+from cosmos_policy_ros.ros.stamps import from_ns, to_ns
 from cosmos_policy_ros.sim.aloha_sim import DT, AlohaSim
 from cosmos_policy_ros.sim.command import JointCommandError, validate_command
 from cosmos_policy_ros.sim.tasks import TASKS
@@ -117,7 +118,9 @@ class SimRobot(Node):
         self._sim_lock = threading.Lock()         # AlohaSim is used by one thread at a time
         self._pending_lock = threading.Lock()     # validated commands waiting for a step
         self._pending = {side: {} for side in names.SIDES}
-        self._stats = {side: {'rejected': 0, 'clamped': 0, 'accepted': 0, 'last_error': ''}
+        self._reset_ns = 0
+        self._stats = {side: {'rejected': 0, 'clamped': 0, 'accepted': 0, 'before_reset': 0,
+                              'last_error': ''}
                        for side in names.SIDES}
         self._rtf = 0.0
 
@@ -166,7 +169,11 @@ class SimRobot(Node):
             stats['last_error'] = str(exc)
             self.get_logger().error(f'rejected: {exc}', throttle_duration_sec=2.0)
             return
+        stamp_ns = to_ns(msg.header.stamp)
         with self._pending_lock:
+            if stamp_ns and stamp_ns < self._reset_ns:
+                self._stats[side]['before_reset'] += 1     # meant for the previous episode
+                return
             self._pending[side].update(command)
 
     def _apply_pending_locked(self) -> None:
@@ -185,6 +192,7 @@ class SimRobot(Node):
         self._episode += 1
         with self._pending_lock:
             self._pending = {side: {} for side in names.SIDES}
+            self._reset_ns = self._clock_ns
         episode = {'episode': self._episode, **info.as_dict(),
                    'instruction': self.sim.task.instruction,
                    'sim_time': self._clock_ns / 1e9}

@@ -3,7 +3,7 @@
 Subscribes /leader_left|right/joint_states and /follower_left|right/joint_states
 (sensor_msgs/JointState); publishes /follower_left|right/commands/joint_positions
 (sensor_msgs/JointState, names.COMMAND_JOINTS, gripper = follower motor angle) every 1/`rate`
-s of node time (sim time with use_sim_time). The mapping and the opening ceremony are
+s of node time (sim time with use_sim_time), stamped with the followed leader state's stamp. The mapping and the opening ceremony are
 cosmos_policy_ros.control.teleop (ceremony steps off by default, as the sim needs). Leader
 states older than `max_leader_age` are not followed (that follower holds); leader messages
 with missing joints or non-finite values are dropped, logged and counted. Counts and the phase
@@ -26,6 +26,7 @@ from cosmos_policy_ros.control.teleop import Phase, Teleop, TeleopConfig, comman
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run
+from cosmos_policy_ros.ros.stamps import to_ns
 
 PARAMS = (
     Param('calibration', 'aloha_sim', 'calibration/<name>.yaml or a path (gripper constants)',
@@ -101,7 +102,7 @@ class TeleopNode(Node):
             self.get_logger().error(f'dropped: {exc}', throttle_duration_sec=2.0)
             return
         with self._lock:
-            store[side] = (vector, self.get_clock().now().nanoseconds)
+            store[side] = (vector, self.get_clock().now().nanoseconds, msg.header.stamp)
 
     def _tick(self) -> None:
         now = self.get_clock().now()
@@ -111,13 +112,17 @@ class TeleopNode(Node):
                         (value[0], (now.nanoseconds - value[1]) / 1e9)
                         for side, value in store.items()}
             leaders, followers = aged(self._leaders), aged(self._followers)
+            leader_stamps = {side: value[2] for side, value in self._leaders.items() if value}
         commands = self.teleop.update(now.nanoseconds / 1e9, leaders, followers)
-        if self.teleop.phase is Phase.TELEOP and self.teleop.stale_sides:
+        following = self.teleop.phase is Phase.TELEOP
+        if following and self.teleop.stale_sides:
             self._counts['stale_ticks'] += 1
-        stamp = now.to_msg()
         for side, command in commands.items():
             msg = JointState(name=list(names.COMMAND_JOINTS), position=command.tolist())
-            msg.header.stamp = stamp
+            # A followed command carries its leader state's stamp (when it was true), so a
+            # robot can drop commands older than its last reset.
+            stamp = leader_stamps.get(side) if following else None
+            msg.header.stamp = stamp if stamp is not None and to_ns(stamp) else now.to_msg()
             self._command_pubs[side].publish(msg)
             self._counts['published'] += 1
 

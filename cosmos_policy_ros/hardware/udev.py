@@ -88,14 +88,14 @@ def rule_line(arm: str, serial: str) -> str:
 
 def rules_text(serials: dict, cameras=()) -> str:
     """The rules file: one line per arm (ARMS order), then camera hints as comments."""
-    lines = ['# cosmos-policy-ros: U2D2 (Dynamixel) adapters of the ALOHA arms.',
-             f'# Install: sudo cp {RULES_FILE} /etc/udev/rules.d/ && sudo udevadm control '
-             '--reload && sudo udevadm trigger',
+    install = (f'# Install: sudo cp {RULES_FILE} /etc/udev/rules.d/ && sudo udevadm control '
+               '--reload && sudo udevadm trigger')
+    lines = ['# cosmos-policy-ros: U2D2 (Dynamixel) adapters of the ALOHA arms.', install,
              '# Then each arm is /dev/ttyDXL_<arm> (arms.<arm>.port in calibration/<robot>.yaml).']
     lines += [rule_line(arm, serials[arm]) for arm in ARMS if arm in serials]
     if cameras:
-        lines += ['', '# Cameras need no rule; their by-id links are stable. In calibration/'
-                  '<robot>.yaml:', '#   cameras:']
-        lines += [f'#     <cam_high|cam_left_wrist|cam_right_wrist>: {{backend: opencv, '
-                  f'device: {device}, fourcc: MJPG, fps: 30}}' for device in cameras]
+        hint = '# Cameras need no rule; their by-id links are stable. In calibration/<robot>.yaml:'
+        lines += ['', hint, '#   cameras:']
+        lines += [(f'#     <cam_high|cam_left_wrist|cam_right_wrist>: {{backend: opencv, '
+                   f'device: {device}, fourcc: MJPG, fps: 30}}') for device in cameras]
     return '\n'.join(lines) + '\n'

@@ -112,13 +112,14 @@ def test_reconnects_after_the_file_vanishes_and_returns(video, tmp_path):
         time.sleep(0.2)
         with pytest.raises(TimeoutError, match='stalled or disconnected'):
             camera.read_latest(max_age=0.1)
-        frames_while_gone = camera.stats().frames
+        frames_while_gone = camera.async_read(timeout=0.5).index   # take the last old frame
+        assert frames_while_gone == camera.stats().frames
         os.rename(hidden, video)                   # "plug back in"
         assert wait_until(lambda: camera.stats().reconnects == 1, 5.0)
-        fresh = camera.read_latest(max_age=1.0)
-        assert fresh.index > frames_while_gone
-        after = camera.async_read(timeout=2.0)
-        assert camera.stats().connected and after.index > fresh.index - 1
+        fresh = camera.async_read(timeout=2.0)
+        assert fresh.index == frames_while_gone + 1 and frame_number(fresh) == 0
+        assert camera.read_latest(max_age=0.5).index >= fresh.index
+        assert camera.stats().connected
     assert not camera.is_connected
 
 
@@ -242,3 +243,10 @@ def test_node_parameters_choose_backend_or_calibration_entry(tmp_path):
         camera_config_for('cam_high', calibration='aloha_sim')
     stationary = camera_config_for('cam_left_wrist', calibration='aloha_stationary')
     assert isinstance(stationary, RealSenseCameraConfig) and stationary.serial_number
+
+
+def test_an_empty_video_is_a_camera_error(tmp_path):
+    empty = tmp_path / 'empty.avi'
+    empty.write_bytes(b'')
+    with pytest.raises(CameraError, match='cannot decode'):
+        video_camera(empty, loop=False).connect()

@@ -90,11 +90,20 @@ class Camera(abc.ABC):
         try:
             self._open()
             self._open_now = True
-            first = self._grab()
+            first = None
+            for _ in range(self.config.failed_reads_to_reconnect):   # some UVC cameras warm up
+                first = self._grab()
+                if first is not None:
+                    break
             if first is None:
                 raise CameraError(f'{self}: opened but delivered no frame; check the cable '
                                   'and that no other program holds the device')
             self._check_size(first)
+        except EndOfStream:
+            self._open_now = False
+            self._close()
+            self._update(last_error=f'{self}: the source has no frames')
+            raise CameraError(f'{self}: the source has no frames') from None
         except BaseException as exc:
             self._open_now = False
             self._close()

@@ -60,6 +60,9 @@ class OpenCVCamera(Camera):
         capture.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
         capture.set(cv2.CAP_PROP_FPS, config.fps)
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)   # the newest frame, not a queue of old ones
+        # A read of an unplugged camera returns within this, not after V4L2's 10 s default, so
+        # disconnect() and the reconnect loop stay prompt (ignored where unsupported).
+        capture.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, max(1000.0, 5000.0 * config.period_s))
         got = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                float(capture.get(cv2.CAP_PROP_FPS)),

@@ -81,6 +81,8 @@ class EpisodeRecorder:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self._types = {topic.name: topic.type for topic in config.topics}
+        self._latched_topics = {t.name for t in config.topics if t.qos == 'latched'}
+        self._latched: dict = {}        # topic -> (data, log time): replayed into each episode
         self._lock = threading.Lock()
         self._writer: BagWriter | None = None
         self._started = 0.0
@@ -132,6 +134,11 @@ class EpisodeRecorder:
                                          custom_data=custom)
             except OSError as exc:
                 raise RecorderError(self._disk_message(name, exc)) from None
+            try:
+                for topic, (data, log_time_ns) in self._latched.items():
+                    self._writer.write(topic, data, log_time_ns)
+            except OSError as exc:
+                raise RecorderError(self._fail(exc)) from None
             self.episode, self.error = name, ''
             self.bad_frames, self._reported = {}, set()
             self._started = time.monotonic()
@@ -152,6 +159,8 @@ class EpisodeRecorder:
                     report = (f'{problem}; these frames are recorded but flagged (bad_frames in '
                               'metadata.yaml) and the exporter refuses them')
         with self._lock:
+            if topic in self._latched_topics:
+                self._latched[topic] = (bytes(data), log_time_ns)
             if self._writer is None:
                 return report
             try:

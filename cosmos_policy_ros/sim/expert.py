@@ -73,6 +73,9 @@ def insertion_waypoints(object_poses: dict) -> dict:
     socket = np.asarray(object_poses['blue_socket'][:3])
     meet = np.array([0.0, 0.5, 0.15])
     lift_right = 0.00715
+    # The original's final offsets (±0.05 m) stop the peg's end exactly at the pin's end in
+    # this model, so success hinged on grazing contact; going 1 cm deeper inserts reliably.
+    insert = 0.04
     pick_left, pick_right = axis_angle([0, 1, 0], 60), axis_angle([0, 1, 0], -60)
 
     def arm(side, target, quat, meet_offset):
@@ -81,8 +84,8 @@ def insertion_waypoints(object_poses: dict) -> dict:
                 Waypoint(170, target + [0, 0, -0.03], quat, 1),    # down
                 Waypoint(220, target + [0, 0, -0.03], quat, 0),    # grasp
                 Waypoint(285, meet + meet_offset(0.1), quat, 0),   # approach meeting point
-                Waypoint(340, meet + meet_offset(0.05), quat, 0),  # insert
-                Waypoint(400, meet + meet_offset(0.05), quat, 0)]
+                Waypoint(340, meet + meet_offset(insert), quat, 0),  # insert
+                Waypoint(400, meet + meet_offset(insert), quat, 0)]
 
     return {'left': arm('left', socket, pick_left, lambda dx: np.array([-dx, 0, 0])),
             'right': arm('right', peg, pick_right, lambda dx: np.array([dx, 0, lift_right]))}

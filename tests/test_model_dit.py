@@ -1,5 +1,6 @@
 """DiT: release layout (2B on the meta device) and output parity with the original code."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def _released_layout(net: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], s
 def test_2b_state_dict_matches_release_manifest():
     with torch.device('meta'):
         net = DiT(get_preset('2b').dit)
-    manifest = json.load(open(f'{REFERENCE}/manifest_dit_2b.json'))
+    manifest = json.loads(Path(f'{REFERENCE}/manifest_dit_2b.json').read_text())
     expected = {name: (tuple(shape), kind) for name, shape, kind in manifest['params']}
     ours = _released_layout(net)
     assert sorted(set(expected) - set(ours)) == []

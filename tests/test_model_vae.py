@@ -1,5 +1,6 @@
 """Wan2.1 VAE: release layout (meta device), output parity with the original code, causality."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ REFERENCE = '/work/shared/reference'
 def test_release_state_dict_matches_manifest():
     with torch.device('meta'):
         vae = WanVAE(get_preset('2b').vae)
-    manifest = json.load(open(f'{REFERENCE}/manifest_wan21_vae.json'))
+    manifest = json.loads(Path(f'{REFERENCE}/manifest_wan21_vae.json').read_text())
     expected = {name: tuple(shape) for name, shape, kind in manifest['params']}
     ours = {name: tuple(t.shape) for name, t in vae.state_dict().items()}
     assert sorted(set(expected) - set(ours)) == []

@@ -5,9 +5,10 @@ trains in sim; `tiny` is for tests. Every error names the field (and the file) a
 """
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

@@ -253,10 +253,8 @@ class DiT(nn.Module):
         super().__init__()
         self.cfg = cfg
         # Checkpoint-format training counters of the release; kept so strict loading works.
-        self.register_buffer('accum_video_sample_counter', torch.tensor(0, dtype=torch.long))
-        self.register_buffer('accum_image_sample_counter', torch.tensor(0, dtype=torch.long))
-        self.register_buffer('accum_iteration', torch.tensor(0, dtype=torch.long))
-        self.register_buffer('accum_train_in_hours', torch.tensor(0.0))
+        for name, value in self.training_counters().items():
+            self.register_buffer(name, value)
         self.x_embedder = nn.Module()
         self.x_embedder.proj = nn.Sequential(
             PatchEmbed(cfg.patch_temporal, cfg.patch_spatial),
@@ -268,6 +266,20 @@ class DiT(nn.Module):
         self.final_layer = FinalLayer(cfg)
         self.t_embedding_norm = RMSNorm(cfg.model_channels)
         self.activation_checkpointing = activation_checkpointing
+
+    @staticmethod
+    def training_counters() -> dict[str, Tensor]:
+        return {'accum_video_sample_counter': torch.tensor(0, dtype=torch.long),
+                'accum_image_sample_counter': torch.tensor(0, dtype=torch.long),
+                'accum_iteration': torch.tensor(0, dtype=torch.long),
+                'accum_train_in_hours': torch.tensor(0.0)}
+
+    @staticmethod
+    def default_buffers(cfg: DiTConfig) -> dict[str, Tensor]:
+        """Values of every state_dict buffer (all deterministic), on the CPU."""
+        with torch.device('cpu'):
+            rope = {f'pos_embedder.{name}': b for name, b in RopePositions(cfg).named_buffers()}
+        return {**DiT.training_counters(), **rope}
 
     @property
     def dtype(self) -> torch.dtype:

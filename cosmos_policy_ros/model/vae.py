@@ -8,6 +8,8 @@ prefix of the whole video. Decoding runs one latent frame at a time the same way
 
 Letters: B batch, C channels, T frames, H/W height/width.
 """
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -194,7 +196,7 @@ class Encoder3d(nn.Module):
         dims = [cfg.dim * m for m in (1, *cfg.dim_mult)]
         self.conv1 = CausalConv3d(3, dims[0], 3, padding=(1, 1, 1))
         layers = []
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (in_dim, out_dim) in enumerate(itertools.pairwise(dims)):
             for _ in range(cfg.num_res_blocks):
                 layers.append(ResidualBlock(in_dim, out_dim))
                 in_dim = out_dim
@@ -221,7 +223,7 @@ class Decoder3d(nn.Module):
         self.conv1 = CausalConv3d(cfg.z_dim, dims[0], 3, padding=(1, 1, 1))
         self.middle = _middle(dims[0])
         layers = []
-        for i, (in_dim, out_dim) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (in_dim, out_dim) in enumerate(itertools.pairwise(dims)):
             if i > 0:
                 in_dim //= 2  # the previous Resample halved the channels
             for _ in range(cfg.num_res_blocks + 1):

@@ -3,9 +3,18 @@ import numpy as np
 import pytest
 
 from cosmos_policy_ros.calibration import load_calibration
-from cosmos_policy_ros.names import CAMERAS, COMMAND_JOINTS, IMAGE_HEIGHT, IMAGE_WIDTH, \
-    JOINT_STATE_NAMES
-from cosmos_policy_ros.sim.aloha_sim import START_ARM_POSE, AlohaSim, sample_object_poses
+from cosmos_policy_ros.names import (
+    CAMERAS,
+    COMMAND_JOINTS,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    JOINT_STATE_NAMES,
+)
+from cosmos_policy_ros.sim.aloha_sim import (
+    START_ARM_POSE,
+    AlohaSim,
+    sample_object_poses,
+)
 from cosmos_policy_ros.sim.command import JointCommandError
 
 CAL = load_calibration('aloha_sim')
@@ -63,7 +72,7 @@ def test_commands_move_the_arm_and_are_clamped(sim):
     clamped = sim.command('left', ['waist', 'shoulder', 'gripper'], [0.3, -5.0, 9.0])
     assert sorted(clamped) == ['gripper', 'shoulder']
     targets = sim.targets('left')
-    lower, upper = CAL.joint_limits['shoulder']
+    lower, _upper = CAL.joint_limits['shoulder']
     assert targets[COMMAND_JOINTS.index('shoulder')] == lower
     assert targets[COMMAND_JOINTS.index('gripper')] == max(CAL.gripper.follower_joint_range())
     for _ in range(40):

@@ -107,7 +107,7 @@ def _set_parameter(client, node: str, name: str, strings: list) -> None:
 
 
 def test_disabled_cameras_stop_until_removed(graph):
-    processes, client, rec = graph
+    _processes, client, rec = graph
     _set_parameter(client, 'sim_robot', 'disabled_cameras', ['cam_left_wrist'])
     time.sleep(0.5)
     wrist, high = rec['cam_left_wrist'].count, rec['cam_high'].count
@@ -118,14 +118,14 @@ def test_disabled_cameras_stop_until_removed(graph):
 
 
 def test_reset_service_starts_the_next_seed(graph):
-    processes, client, rec = graph
+    _processes, client, rec = graph
     response = client.call(names.RESET_SERVICE, Trigger, timeout=30)
     assert response.success
     episode = json.loads(response.message)
     assert (episode['episode'], episode['seed'], episode['task']) == (1, SEED + 1, TASK)
     assert client.wait_for(lambda: json.loads(rec['episode'].latest().data)['seed'] == SEED + 1,
                            10)
-    reset_ns = int(round(episode['sim_time'] * 1e9))
+    reset_ns = round(episode['sim_time'] * 1e9)
     assert client.wait_for(lambda: to_ns(rec['follower_left'].latest().header.stamp)
                            > reset_ns, 10)
     after = [m for m in rec['follower_left'].messages() if to_ns(m.header.stamp) > reset_ns]

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from cosmos_policy_ros.calibration import get_gripper_preset, load_calibration
-from cosmos_policy_ros.control.teleop import START_POSE, Phase, Teleop, TeleopConfig, \
-    command_vector, leader_to_follower
+from cosmos_policy_ros.control.teleop import (
+    START_POSE,
+    Phase,
+    Teleop,
+    TeleopConfig,
+    command_vector,
+    leader_to_follower,
+)
 from cosmos_policy_ros.names import COMMAND_JOINTS, JOINT_STATE_NAMES
 
 GRIPPER = load_calibration('aloha_sim').gripper

@@ -11,8 +11,8 @@ command, so its follower holds) -> after stop(): HOLDING (repeat the last comman
 `stop_hold_seconds`) -> RELEASED (no commands).
 """
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

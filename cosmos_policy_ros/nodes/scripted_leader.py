@@ -70,7 +70,7 @@ class ScriptedLeader(Node):
         try:
             episode = json.loads(msg.data)
             task, poses = episode['task'], episode['object_poses']
-            start_ns = int(round(float(episode['sim_time']) * 1e9))
+            start_ns = round(float(episode['sim_time']) * 1e9)
         except (ValueError, KeyError, TypeError) as exc:
             self.get_logger().error(f'{names.EPISODE_TOPIC}: unreadable episode ({exc!r}); '
                                     'expected JSON with task, object_poses, sim_time')

@@ -82,7 +82,7 @@ PARAMS = (
           f'image topics for {list(names.CAMERAS)}', read_only=True),
 )
 
-_DT_NS = int(round(DT * 1e9))
+_DT_NS = round(DT * 1e9)
 
 
 class _Rate:
@@ -94,7 +94,7 @@ class _Rate:
     def due(self, now_ns: int, hz: float) -> bool:
         if now_ns < self.next_ns:
             return False
-        period = int(round(1e9 / hz))
+        period = round(1e9 / hz)
         following = self.next_ns + period
         self.next_ns = following if following > now_ns else now_ns + period
         return True

@@ -15,8 +15,14 @@ import mujoco
 import numpy as np
 
 from cosmos_policy_ros.calibration import Calibration
-from cosmos_policy_ros.names import ARM_JOINTS, CAMERAS, IMAGE_HEIGHT, IMAGE_WIDTH, \
-    JOINT_STATE_NAMES, SIDES
+from cosmos_policy_ros.names import (
+    ARM_JOINTS,
+    CAMERAS,
+    IMAGE_HEIGHT,
+    IMAGE_WIDTH,
+    JOINT_STATE_NAMES,
+    SIDES,
+)
 from cosmos_policy_ros.sim.command import CommandLimits, validate_command
 from cosmos_policy_ros.sim.tasks import get_task
 
@@ -38,7 +44,9 @@ _SOCKET_GEOMS = ('socket-1', 'socket-2', 'socket-3', 'socket-4')
 
 
 def assets_dir() -> Path:
-    from gym_aloha.constants import ASSETS_DIR   # only the asset path; no gym-aloha globals
+    from gym_aloha.constants import (
+        ASSETS_DIR,  # only the asset path; no gym-aloha globals
+    )
     return Path(ASSETS_DIR)
 
 
@@ -83,7 +91,7 @@ class AlohaSim:
         self.image_size = tuple(image_size)
         self.model = mujoco.MjModel.from_xml_path(str(assets_dir() / self.task.scene_xml))
         self.data = mujoco.MjData(self.model)
-        self.substeps = int(round(DT / self.model.opt.timestep))
+        self.substeps = round(DT / self.model.opt.timestep)
         self._renderer = None
         model = self.model
         finger_names = ('left_finger', 'right_finger')

@@ -5,8 +5,8 @@ A command is (names, positions): `names` ⊆ names.COMMAND_JOINTS (6 arm joints 
 allowed. A malformed command is rejected whole (JointCommandError naming the field and the
 fix); an accepted one is clamped to the calibration's joint limits and gripper range.
 """
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

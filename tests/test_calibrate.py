@@ -15,7 +15,8 @@ from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.hardware.arm import Arm
 from cosmos_policy_ros.hardware.arm_config import DEFAULT_IDS, parse_arm
 from cosmos_policy_ros.hardware.calibrate import (CalibrationFailed, Calibrator,
-                                                  ScriptedOperator)
+                                                  PromptOperator, ScriptedOperator,
+                                                  updated_calibration, write_calibration)
 from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
 from cosmos_policy_ros.names import ARM_JOINTS, ARMS, COMMAND_JOINTS, FOLLOWERS, LEADERS
 from cosmos_policy_ros.rosenv import loopback_env
@@ -154,3 +155,49 @@ def test_a_gripper_that_did_not_move_fails_the_calibration(emulators):
             calibrator.run()
     finally:
         calibrator.close()
+
+
+def test_prompted_leader_calibration_keeps_follower_constants(emulators, tmp_path):
+    """The interactive path, with the test as the person at the keyboard: each prompt is
+    answered (Enter) after the hands have moved the emulated leader."""
+    arms = {arm: Arm(parse_arm(arm, {'port': emulators[arm].port_path})) for arm in LEADERS}
+    sweep = {'waist': (-0.9, 0.8), 'shoulder': (-1.2, 0.9), 'elbow': (-1.0, 1.3),
+             'forearm_roll': (-1.5, 1.5), 'wrist_angle': (-1.2, 1.6),
+             'wrist_rotate': (-2.0, 2.0), 'gripper': (-0.06, 0.8)}
+    prompts = []
+
+    def person(prompt: str) -> str:
+        prompts.append(prompt)
+        step = len(prompts)
+        if step <= 4:                      # open/close left, then open/close right
+            arm = LEADERS[(step - 1) // 2]
+            emulators[arm].set_position(DEFAULT_IDS['gripper'],
+                                        ticks(GRIPPER[arm][(step - 1) % 2]))
+        else:                              # a sweep: this runs while the tool samples
+            arm = LEADERS[step - 5]
+            for end in (0, 1):
+                for joint, pair in sweep.items():
+                    emulators[arm].set_position(DEFAULT_IDS[joint], ticks(pair[end]))
+                time.sleep(0.15)
+        return ''
+
+    calibrator = Calibrator(arms, PromptOperator(input_fn=person, out=io.StringIO()))
+    calibrator.connect()
+    try:
+        result = calibrator.run()
+    finally:
+        calibrator.close()
+    assert prompts[0] == '[1/6] leader_left: open the gripper fully, then press Enter '
+    base = load_calibration('aloha_stationary')
+    data = yaml.safe_load(open(base.source))
+    written = write_calibration(tmp_path / 'lab.yaml',
+                                updated_calibration(data, result, base.gripper))
+    calibration = load_calibration(str(written))
+    assert calibration.gripper.leader_joint_open == pytest.approx(0.82, abs=2 * TICK)
+    assert calibration.gripper.leader_joint_close == pytest.approx(-0.05, abs=2 * TICK)
+    for key in ('follower_joint_open', 'follower_joint_close', 'follower_position_open'):
+        assert getattr(calibration.gripper, key) == getattr(base.gripper, key)
+    for joint in ARM_JOINTS:                # leaders swept: their range bounds the followers
+        assert calibration.joint_limits[joint] == pytest.approx(sweep[joint], abs=2 * TICK)
+    assert 'joint_limits' not in calibration.arms['follower_left']
+    assert calibration.cameras == base.cameras

@@ -125,7 +125,10 @@ class CameraNode(Node):
         stats = self.camera.stats()
         status = DiagnosticStatus(name=f'{self.get_name()}: {self.params.camera}',
                                   hardware_id=str(self.camera))
-        if not stats.connected:
+        if stats.finished:
+            status.level = DiagnosticStatus.OK
+            status.message = 'the video ended (loop off)'
+        elif not stats.connected:
             status.level = DiagnosticStatus.ERROR
             status.message = f'not connected: {stats.last_error or "connecting"}'
         elif stats.fps < 0.8 * self.config.fps:

@@ -1,5 +1,5 @@
 """Camera node -> subscriber: delivered frame rate and capture-to-receive latency, with the Fast
-DDS defaults and with config/fastdds_large_data.xml (the camera node's default).
+DDS defaults and with config/fastdds_loopback.xml (the camera node's default).
 
 A generated 640x480 video is played by the camera node (its own process) at --fps; this process
 subscribes with sensor-data QoS, as the policy and recorder do. Published counts come from the
@@ -102,7 +102,7 @@ def main() -> None:
         results = [measure(label, profile, video, args.fps, args.seconds, folder / 'logs')
                    for label, profile in (
                        ('fastdds_defaults', defaults),
-                       ('large_data_profile', share_path('config', 'fastdds_large_data.xml')))]
+                       ('large_data_profile', share_path('config', 'fastdds_loopback.xml')))]
     print(f'\n640x480 rgb8 at {args.fps:g} fps for {args.seconds:g} s (shared CPU: latencies '
           'are upper bounds)')
     print(f'{"transport":20s} {"published":>9s} {"received":>8s} {"rx fps":>7s} {"lost":>6s} '

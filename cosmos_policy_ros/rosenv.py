@@ -7,6 +7,8 @@ talks to (or hears) another machine or another run.
 import os
 import random
 
+from cosmos_policy_ros.paths import share_path
+
 _DOMAIN_ENV = 'ROS_DOMAIN_ID'
 
 
@@ -32,6 +34,8 @@ def loopback_env(domain_id: int | None = None, base: dict | None = None) -> dict
         env.pop('ROS_LOCALHOST_ONLY', None)
     env.pop('ROS_STATIC_PEERS', None)
     env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    # Transports: 16 MB shared memory so ~0.9 MB camera frames arrive whole, UDP on 127.0.0.1 only.
+    env['FASTDDS_DEFAULT_PROFILES_FILE'] = str(share_path('config', 'fastdds_loopback.xml'))
     env.setdefault('MUJOCO_GL', 'egl')
     env.setdefault('PYTHONUNBUFFERED', '1')
     return env
@@ -41,7 +45,8 @@ def apply_loopback_env(domain_id: int | None = None) -> int:
     """Set the loopback variables in this process (before rclpy.init). Returns the domain id."""
     env = loopback_env(domain_id)
     for key in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_LOCALHOST_ONLY',
-                'RMW_IMPLEMENTATION', 'MUJOCO_GL', 'PYTHONUNBUFFERED', 'ROS_STATIC_PEERS'):
+                'RMW_IMPLEMENTATION', 'MUJOCO_GL', 'PYTHONUNBUFFERED', 'ROS_STATIC_PEERS',
+                'FASTDDS_DEFAULT_PROFILES_FILE'):
         if key in env:
             os.environ[key] = env[key]
         else:

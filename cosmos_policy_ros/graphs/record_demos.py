@@ -16,8 +16,11 @@ def build(args) -> list:
             'camera_rate': float(args['camera_rate']), 'calibration': args['calibration']}))
         nodes.append(NodeSpec('scripted_leader', 'scripted_leader', parameters={
             **common, 'task': args['task'], 'calibration': args['calibration']}))
+    # On hardware the opening ceremony runs: followers move to the start pose, and teleop starts
+    # when the operator closes both leader grippers. The scripted sim leaders need neither.
+    ceremony = {} if use_sim else {'move_to_start_seconds': 4.0, 'wait_for_grippers': True}
     nodes.append(NodeSpec('teleop', 'teleop', parameters={
-        **common, 'calibration': args['calibration']}))
+        **common, 'calibration': args['calibration'], **ceremony}))
     nodes.append(NodeSpec('recorder', 'recorder', parameters={
         **common, 'output_dir': args['output_dir'], 'task': args['task'],
         'calibration': args['calibration']}))

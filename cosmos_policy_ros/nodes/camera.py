@@ -11,11 +11,9 @@ The device comes from `calibration` (cameras.<camera> in the robot YAML) or from
 `retry_period` seconds (the node stays up); once connected, the camera core reconnects by
 itself when the device disappears and comes back.
 
-Transport: before rclpy.init, main() points Fast DDS at config/fastdds_large_data.xml (unless
-FASTDDS_DEFAULT_PROFILES_FILE is already set): with Fast DDS's 512 KB shared-memory default a
-0.9 MB frame goes over fragmented UDP and best-effort subscribers lose most frames.
+Transport: frames are ~0.9 MB; cosmos_policy_ros.ros.main.run gives every node a Fast DDS
+profile whose shared memory fits them (see config/fastdds_robot.xml for why).
 """
-import os
 import threading
 import time
 
@@ -29,7 +27,6 @@ from cosmos_policy_ros import names
 from cosmos_policy_ros.hardware.cameras import BACKENDS, CameraError, make_camera
 from cosmos_policy_ros.hardware.cameras.configs import FOURCCS, camera_config_for
 from cosmos_policy_ros.params import Param
-from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.ros import image, params
 from cosmos_policy_ros.ros.main import run
 from cosmos_policy_ros.ros.stamps import from_ns
@@ -153,13 +150,5 @@ class CameraNode(Node):
         self.camera.disconnect()
 
 
-def use_large_frame_transport() -> None:
-    """Give this process a 16 MB Fast DDS shared-memory segment (call before rclpy.init)."""
-    if os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') == 'rmw_fastrtps_cpp':
-        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
-                              str(share_path('config', 'fastdds_large_data.xml')))
-
-
 def main(args=None) -> None:
-    use_large_frame_transport()
     run(CameraNode, args=args)

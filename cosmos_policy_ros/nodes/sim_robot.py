@@ -86,17 +86,19 @@ _DT_NS = round(DT * 1e9)
 
 
 class _Rate:
-    """Due-check for a rate in sim time (ns)."""
+    """Due-check for a rate in sim time (ns), on the grid of multiples of the period, so stamps
+    are k * period whatever time the clock started at (and a late step never shifts the grid)."""
 
     def __init__(self):
-        self.next_ns = 0
+        self.next_ns = None
 
     def due(self, now_ns: int, hz: float) -> bool:
+        period = round(1e9 / hz)
+        if self.next_ns is None:
+            self.next_ns = -(-now_ns // period) * period
         if now_ns < self.next_ns:
             return False
-        period = round(1e9 / hz)
-        following = self.next_ns + period
-        self.next_ns = following if following > now_ns else now_ns + period
+        self.next_ns = (now_ns // period + 1) * period
         return True
 
 

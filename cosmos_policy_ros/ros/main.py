@@ -1,4 +1,6 @@
 """Humble-safe node entry point (ros2/demos topics/talker.py shape)."""
+import os
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -9,6 +11,7 @@ def run(node_factory, args=None, threads: int | None = None) -> None:
     A node that raises while being built exits non-zero with the error on stderr, so a
     launcher sees it (no silent crash).
     """
+    use_large_frame_transport()
     rclpy.init(args=args)
     node = None
     try:
@@ -25,3 +28,12 @@ def run(node_factory, args=None, threads: int | None = None) -> None:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def use_large_frame_transport() -> None:
+    """Unless the user chose a Fast DDS profile, use one whose shared memory fits camera frames
+    (config/fastdds_robot.xml). Must run before rclpy.init."""
+    fast_dds = os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') == 'rmw_fastrtps_cpp'
+    if fast_dds and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
+        from cosmos_policy_ros.paths import share_path
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(share_path('config', 'fastdds_robot.xml'))

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cosmos_policy_ros.names import IMAGE_HEIGHT, IMAGE_WIDTH
+
 CLIENT_SIZE = 256
 CROP_AREA = 0.9
 
@@ -18,7 +20,7 @@ class ImageFormatError(ValueError):
     """An image has the wrong dtype, rank, channels or size."""
 
 
-def check_image(image, camera: str, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+def check_image(image, camera: str) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ImageFormatError(f'camera {camera!r}: expected a numpy array, got '
                                f'{type(image).__name__}')
@@ -29,10 +31,6 @@ def check_image(image, camera: str, expected_hw: tuple[int, int] | None = None) 
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageFormatError(f'camera {camera!r}: expected H x W x 3 RGB, got shape '
                                f'{image.shape}')
-    if expected_hw is not None and image.shape[:2] != tuple(expected_hw):
-        raise ImageFormatError(f'camera {camera!r}: expected {expected_hw[0]}x{expected_hw[1]} '
-                               f'images, got {image.shape[0]}x{image.shape[1]}; check the '
-                               'camera resolution setting')
     return image
 
 
@@ -54,10 +52,19 @@ def center_crop_resize(image: np.ndarray, area: float = CROP_AREA) -> np.ndarray
 
 
 def preprocess_image(image: np.ndarray, camera: str, image_size: int = 224,
-                     expected_hw: tuple[int, int] | None = None,
+                     raw_hw: tuple[int, int] = (IMAGE_HEIGHT, IMAGE_WIDTH),
                      test_time_crop: bool = True) -> np.ndarray:
-    """One camera image -> image_size x image_size x 3 uint8 for the model."""
-    image = check_image(image, camera, expected_hw)
+    """One camera image -> image_size x image_size x 3 uint8 for the model.
+
+    Accepted sizes: the raw camera size (raw_hw), the client's 256x256, or already the model
+    size; anything else is a misconfigured camera and raises.
+    """
+    image = check_image(image, camera)
+    accepted = {tuple(raw_hw), (CLIENT_SIZE, CLIENT_SIZE), (image_size, image_size)}
+    if image.shape[:2] not in accepted:
+        raise ImageFormatError(f'camera {camera!r}: got a {image.shape[0]}x{image.shape[1]} '
+                               f'image; expected one of {sorted(accepted)} (HxW); check the '
+                               'camera resolution setting')
     if image.shape[:2] != (image_size, image_size):
         if image.shape[:2] != (CLIENT_SIZE, CLIENT_SIZE):
             image = resize(image, CLIENT_SIZE)

@@ -77,26 +77,29 @@ class BestOfN:
         cfg = self.config
         base = cfg.base_seed if seed is None else seed
         seeds = [base + i for i in range(cfg.num_candidates)]
-        batch = [observation] * cfg.num_candidates
         timings = {}
         start = time.perf_counter()
-        proposal = self.policy.predict(batch, num_steps=cfg.action_steps, seeds=seeds)
+        # One batched call: the observation is encoded once, candidate i uses seed base+i.
+        proposal = self.policy.predict(observation, num_steps=cfg.action_steps, seeds=seeds)
         actions = np.asarray(proposal.actions, dtype=np.float64)
         timings['candidates_s'] = time.perf_counter() - start
         samples = []
-        futures = [None] if cfg.value_mode == 'q_sa' else cfg.future_steps
         future_s = value_s = 0.0
+        # Q(s, a) masks the future frames, so the proposal's own latents serve as its input.
+        futures = [None] if cfg.value_mode == 'q_sa' else cfg.future_steps
         for j, future_steps in enumerate(futures):
-            future = None
+            future = proposal
             if future_steps is not None:
                 tick = time.perf_counter()
+                # As the reference: the raw generated action latent conditions the world model.
                 future = self.planning_model.predict_future(
-                    batch, actions, num_steps=future_steps, seeds=[s + j for s in seeds])
+                    observation, action_latent=proposal.action_latent, num_steps=future_steps,
+                    seeds=[s + j for s in seeds])
                 future_s += time.perf_counter() - tick
             for k, value_steps in enumerate(cfg.value_steps):
                 tick = time.perf_counter()
                 values = self.planning_model.predict_value(
-                    batch, actions, future, num_steps=value_steps,
+                    observation, future, num_steps=value_steps,
                     seeds=[s + k for s in seeds], mode=cfg.value_mode)
                 value_s += time.perf_counter() - tick
                 samples.append(np.asarray(values, dtype=np.float64).reshape(-1))

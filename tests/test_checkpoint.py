@@ -63,8 +63,7 @@ def test_release_format_loads_strictly_and_round_trips_bit_exactly(tmp_path):
     assert preset == TINY and extra_back == extra
     _assert_state_equal(states['dit'], weights)
     _assert_state_equal(states['ema'], weights)
-    rebuilt = DiT(preset.dit).to(torch.bfloat16)
-    rebuilt.load_state_dict(states['dit'], strict=True)
+    rebuilt = load_checkpoint(tmp_path / 'ckpt').dit
     x = torch.randn(1, 16, 2, 4, 4)
     args = (x, torch.rand(1, 2), torch.randn(1, 3, TINY.text_dim), torch.zeros(1, 1, 2, 4, 4))
     with torch.no_grad():
@@ -122,6 +121,17 @@ def test_corrupt_truncated_and_unsafe_files_are_refused(tmp_path):
     torch.save({'net.x': ConfigError('payload')}, tmp_path / 'unsafe.pt')
     with pytest.raises(CheckpointError, match='refusing to unpickle'):
         load_released_dit(tmp_path / 'unsafe.pt', TINY.dit)
+
+
+def test_dit_and_vae_modules_are_rebuilt_from_our_format(tmp_path):
+    torch.manual_seed(0)
+    dit, vae = DiT(TINY.dit), WanVAE(TINY.vae)
+    save_checkpoint(tmp_path / 'ckpt', {'dit': dit, 'vae': vae}, TINY)
+    loaded = load_checkpoint(tmp_path / 'ckpt')
+    _assert_state_equal(loaded.dit, dit.state_dict())
+    _assert_state_equal(loaded.vae, vae.state_dict())
+    with pytest.raises(CheckpointError, match="no module 'ema'"):
+        loaded.build('ema', DiT(TINY.dit))
 
 
 def test_our_format_detects_damage(tmp_path):

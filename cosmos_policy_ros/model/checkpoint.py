@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -180,9 +180,40 @@ def _atomic_write(target: Path, write) -> None:
             os.unlink(tmp)
 
 
-def load_checkpoint(directory: str | Path
-                    ) -> tuple[dict[str, dict[str, Tensor]], ModelPreset, dict[str, Any]]:
-    """-> ({module name: state dict}, preset, extra) as written by save_checkpoint."""
+class LoadedCheckpoint(NamedTuple):
+    """What load_checkpoint returns; unpacks as (states, preset, extra)."""
+    states: dict[str, dict[str, Tensor]]
+    preset: ModelPreset
+    extra: dict[str, Any]
+
+    def build(self, name: str, module: nn.Module) -> nn.Module:
+        """Put states[name] strictly into `module` (may be on the meta device) and return it;
+        the tensors are assigned, so the module takes the saved dtype."""
+        if name not in self.states:
+            raise CheckpointError(f'checkpoint has no module {name!r}; it has '
+                                  f'{sorted(self.states)}')
+        load_state_strict(module, self.states[name], where=f'checkpoint module {name!r}',
+                          assign=True)
+        return module.eval()
+
+    @property
+    def dit(self) -> DiT:
+        """A new DiT of the preset with the 'dit' weights."""
+        with torch.device('meta'):
+            module = DiT(self.preset.dit)
+        return self.build('dit', module)
+
+    @property
+    def vae(self) -> WanVAE:
+        """A new WanVAE of the preset with the 'vae' weights."""
+        with torch.device('meta'):
+            module = WanVAE(self.preset.vae)
+        return self.build('vae', module)
+
+
+def load_checkpoint(directory: str | Path) -> LoadedCheckpoint:
+    """-> (states {module name: state dict}, preset, extra) as written by save_checkpoint;
+    `.dit` / `.vae` build the modules when the checkpoint saved them under those names."""
     directory = Path(directory)
     weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
     for path in (weights, config_path):
@@ -216,4 +247,4 @@ def load_checkpoint(directory: str | Path
         if len(states[name]) != count:
             raise CheckpointError(f'{weights}: module {name!r} has {len(states[name])} tensors, '
                                   f'{config_path.name} says {count}; the files do not match')
-    return states, preset, dict(config.get('extra') or {})
+    return LoadedCheckpoint(states, preset, dict(config.get('extra') or {}))

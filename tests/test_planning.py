@@ -48,3 +48,44 @@ def test_bad_inputs_name_the_problem():
         PlanningConfig(future_steps=())
     assert PlanningConfig().ensemble_size == 15
     assert PlanningConfig(value_mode='q_sa').ensemble_size == 5
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+    """The real tiny CosmosPolicy (random weights) at 64 px images to keep CPU time low."""
+    from cosmos_policy_ros.model.policy import CosmosPolicy
+    from cosmos_policy_ros.paths import share_path
+    text = share_path('models', 'tiny.yaml').read_text().replace('image_size: 224',
+                                                                  'image_size: 64')
+    preset = tmp_path_factory.mktemp('preset') / 'tiny_64.yaml'
+    preset.write_text(text.replace('name: tiny', 'name: tiny_64'))
+    return CosmosPolicy.from_config(preset=str(preset),
+                                    statistics=share_path('config', 'sim_statistics.json'),
+                                    text='minilm')
+
+
+def observation():
+    from cosmos_policy_ros.model.policy import Observation
+    from cosmos_policy_ros.names import CAMERAS
+    rng = np.random.default_rng(3)
+    return Observation(images={c: rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+                               for c in CAMERAS},
+                       proprio=np.linspace(-0.5, 0.5, 14), task='transfer the red cube')
+
+
+@pytest.mark.parametrize('value_mode', ['v_sprime', 'q_sa'])
+def test_planner_chooses_the_best_value_with_the_real_tiny_model(tiny_model, value_mode):
+    from cosmos_policy_ros.planning.best_of_n import BestOfN
+    config = PlanningConfig(num_candidates=3, action_steps=1, future_steps=(1,),
+                            value_steps=(1, 2), value_mode=value_mode)
+    plan = BestOfN(tiny_model, config=config).plan(observation(), seed=11)
+    assert plan.actions.shape == (3, 50, 14) and plan.samples.shape == (3, 2)
+    assert np.all((plan.samples >= 0) & (plan.samples <= 1))
+    np.testing.assert_allclose(plan.scores, aggregate(plan.samples, 'majority_mean'))
+    assert plan.chosen == select_best(plan.scores)
+    assert plan.scores[plan.chosen] == plan.scores.max()
+    np.testing.assert_array_equal(plan.chunk, plan.actions[plan.chosen])
+    assert not np.allclose(plan.actions[0], plan.actions[1])     # seeds differ per candidate
+    if value_mode == 'q_sa':                                     # cheap enough to repeat
+        again = BestOfN(tiny_model, config=config).plan(observation(), seed=11)
+        np.testing.assert_array_equal(again.samples, plan.samples)

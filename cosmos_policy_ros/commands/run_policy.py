@@ -149,7 +149,8 @@ def format_report(summary: dict) -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument('--duration', type=float, default=60.0, help='wall seconds to run')
-    parser.add_argument('--preset', default='small', help='model preset (tiny, small, 2b)')
+    parser.add_argument('--preset', default='tiny',
+                        help='model preset (tiny, small, 2b) or a preset .yaml path')
     parser.add_argument('--mode', choices=('sync', 'async'), default='sync')
     parser.add_argument('--planning', action='store_true', help='best-of-N planner drives')
     parser.add_argument('--num-steps', type=int, default=10, help='denoising steps')
@@ -158,6 +159,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--camera-rate', type=float, default=10.0,
                         help='sim camera rate [Hz sim]; lower runs the sim closer to real time')
+    parser.add_argument('--max-chunk-age', type=float, default=10.0,
+                        help='controller staleness limit [s sim]; CPU inference of even the '
+                        'tiny preset takes seconds of sim time (the graph default is 2.0)')
     parser.add_argument('--set', nargs='*', default=[], metavar='arg:=value',
                         help='further aloha_policy graph arguments')
     parser.add_argument('--out', default='runs/run_policy', help='plot, JSON and logs')
@@ -173,7 +177,8 @@ def run(args) -> int:
     overrides = {'use_sim': 'true', 'preset': args.preset, 'mode': args.mode,
                  'planning': str(args.planning).lower(), 'num_steps': str(args.num_steps),
                  'checkpoint': args.checkpoint, 'task': args.task, 'device': args.device,
-                 'camera_rate': str(args.camera_rate), **parse_overrides(args.set)}
+                 'camera_rate': str(args.camera_rate),
+                 'max_chunk_age': str(args.max_chunk_age), **parse_overrides(args.set)}
     specs = build_graph('aloha_policy', overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,15 @@ def _released_layout(net: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], s
             for name, t in net.state_dict().items()}
 
 
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a busy 2-core CI."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 def test_2b_state_dict_matches_release_manifest():
     with torch.device('meta'):
         net = DiT(get_preset('2b').dit)

@@ -138,3 +138,12 @@ def test_bad_inputs_name_the_argument(bad, field):
     args = {'x': x, 't': t, 'context': context, 'mask': mask, **bad}
     with pytest.raises(ValueError, match=field):
         net(args['x'], args['t'], args['context'], args['mask'])
+
+
+def test_rope_tables_cached_in_inference_mode_serve_training_later():
+    net = _tiny_net()
+    x, t, context, mask = _tiny_inputs(net.cfg, T=5, H=2, W=4)
+    with torch.inference_mode():
+        net(x, t, context, mask)
+    net(x, t, context, mask).sum().backward()  # would raise on an inference-mode table
+    assert net.blocks[0].self_attn.q_proj.weight.grad is not None

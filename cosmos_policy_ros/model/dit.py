@@ -64,19 +64,22 @@ def rope_angles(cfg: DiTConfig, T: int, H: int, W: int, device=None) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def rope_cos_sin(cfg: DiTConfig, T: int, H: int, W: int, device: torch.device,
-                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Cached real-valued (cos, sin) tables [S, 1, E]; plain tensors, so TensorRT-friendly."""
+def rope_cos_sin(cfg: DiTConfig, T: int, H: int, W: int,
+                 device: torch.device) -> tuple[Tensor, Tensor]:
+    """Cached real-valued fp32 (cos, sin) tables [S, 1, E]; plain tensors (TensorRT-friendly),
+    cached per (config, T, H, W, device) rather than stored on the module."""
     with torch.inference_mode(False), torch.no_grad():  # usable later in training graphs too
         angles = rope_angles(cfg, T, H, W, device=device)[:, None, :]
-        return angles.cos().to(dtype), angles.sin().to(dtype)
+        return angles.cos(), angles.sin()
 
 
 def apply_rope(x_B_S_K_E: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Non-interleaved rotate-half RoPE over the whole head dim."""
-    x1, x2 = x_B_S_K_E.chunk(2, dim=-1)
+    """Non-interleaved rotate-half RoPE over the whole head dim, in fp32 (as TE's fused
+    kernel does), returned in the input dtype."""
+    x = x_B_S_K_E.float()
+    x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)
-    return x_B_S_K_E * cos + rotated * sin
+    return (x * cos + rotated * sin).to(x_B_S_K_E.dtype)
 
 
 class RopePositions(nn.Module):
@@ -344,8 +347,7 @@ class DiT(nn.Module):
         x_B_T_H_W_D = self.prepare_embedded_sequence(
             x_B_C_T_H_W.to(dtype), condition_mask_B_1_T_H_W, padding_mask_B_1_H_W)
         B, T, H, W, D = x_B_T_H_W_D.shape
-        rope = rope_cos_sin(self.cfg, T, H, W, x_B_T_H_W_D.device, torch.float32)
-        rope = tuple(r.to(dtype) for r in rope) if dtype != torch.float32 else rope
+        rope = rope_cos_sin(self.cfg, T, H, W, x_B_T_H_W_D.device)
 
         if timesteps_B_T.ndim == 1:
             timesteps_B_T = timesteps_B_T[:, None]

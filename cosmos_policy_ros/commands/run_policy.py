@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cosmos_policy_ros import names
+from cosmos_policy_ros.control.safety import GRIPPER_INDICES
 
 STAGES = ('convert_s', 'model_s', 'publish_s', 'camera_to_publish_s', 'obs_age_at_publish_s')
 
@@ -69,7 +70,9 @@ class PolicyRunObserver:
         counts = statuses[-1].get('counts', {}) if statuses else {}
         info = self.info.latest()
         info = json.loads(info.data) if info is not None else {}
-        steps = np.max(np.abs(np.diff(commands, axis=0)), axis=1) if len(commands) > 1 else []
+        deltas = np.abs(np.diff(commands, axis=0)) if len(commands) > 1 else np.zeros((1, 14))
+        gripper = list(GRIPPER_INDICES)
+        arm = [i for i in range(names.STATE_DIM) if i not in GRIPPER_INDICES]
         intervals = np.diff(times) if len(times) > 1 else np.zeros(0)
         sim_span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
         chunk_count = self.chunks.count
@@ -89,7 +92,9 @@ class PolicyRunObserver:
             'command_interval_p99_s': float(np.percentile(intervals, 99))
             if intervals.size else 0.0,
             'latency': stages,
-            'max_commanded_step': float(np.max(steps)) if len(steps) else 0.0,
+            'max_commanded_step': float(deltas.max()),
+            'max_arm_step': float(deltas[:, arm].max()),
+            'max_gripper_step': float(deltas[:, gripper].max()),
             'max_boundary_step': counts.get('max_boundary_step', 0.0),
             'max_raw_boundary_step': counts.get('max_raw_boundary_step', 0.0),
             'controller': counts,
@@ -138,7 +143,9 @@ def format_report(summary: dict) -> str:
          + (f' (last: {c["last_reject"]})' if c.get('last_reject') else '')),
         (f'ticks clamped: range {c.get("limit_clamped", 0)}, step {c.get("step_clamped", 0)} of '
          f'{c.get("ticks", 0)}; non-finite held {c.get("non_finite_held", 0)}'),
-        (f'largest commanded step: {summary["max_commanded_step"]:.4f} rad overall, '
+        (f'largest commanded step: arm joints {summary["max_arm_step"]:.4f} rad, gripper motors '
+         f'{summary["max_gripper_step"]:.4f} rad; overall '
+         f'{summary["max_commanded_step"]:.4f} rad, '
          f'{summary["max_boundary_step"]:.4f} rad at chunk boundaries (before the gate: '
          f'{summary["max_raw_boundary_step"]:.4f} rad)'),
         (f'watchdog engagements {c.get("watchdog_engagements", 0)}, hold ticks '

@@ -121,3 +121,21 @@ def test_no_success_when_idle(sim):
     for _ in range(50):
         sim.step()
     assert sim.reward == 0 and not sim.success()
+
+
+def test_far_targets_are_approached_at_the_motor_velocity_limit():
+    """A distant command moves the setpoint by at most 3.14 rad/s * DT per step (ALOHA's
+    Velocity_Limit), so a stale pose after a reset cannot fling the arm."""
+    from cosmos_policy_ros.sim.aloha_sim import DT, MAX_JOINT_VELOCITY
+    sim = AlohaSim('transfer_cube', load_calibration('aloha_sim'))
+    sim.reset(0)
+    start = sim.arm_state('left').position[:6].copy()
+    sim.command('left', ['forearm_roll'], [2.5])
+    for _ in range(5):
+        sim.step()
+    moved = sim.arm_state('left').position[3] - start[3]
+    assert 0.05 < moved <= 5 * MAX_JOINT_VELOCITY * DT + 0.02
+    for _ in range(60):
+        sim.step()
+    assert sim.arm_state('left').position[3] == pytest.approx(2.5, abs=0.05)
+    sim.close()

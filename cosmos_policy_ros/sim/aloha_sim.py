@@ -27,6 +27,10 @@ from cosmos_policy_ros.sim.command import CommandLimits, validate_command
 from cosmos_policy_ros.sim.tasks import get_task
 
 DT = 0.02
+# Real ALOHA arm motors run with Velocity_Limit 131 (x 0.229 rev/min = 3.14 rad/s): a far target
+# is approached at that speed, not in one physics step. The sim does the same, so a stale or
+# distant command cannot fling an arm into the table.
+MAX_JOINT_VELOCITY = 3.14
 START_ARM_POSE = (0.0, -0.96, 1.16, 0.0, -0.3, 0.0)
 START_FINGER = 0.02239           # left finger position [m] at reset (gym-aloha)
 MAX_REWARD = 4
@@ -83,7 +87,11 @@ class ArmState:
 
 class AlohaSim:
     def __init__(self, task: str, calibration: Calibration,
-                 image_size: tuple = (IMAGE_HEIGHT, IMAGE_WIDTH)):
+                 image_size: tuple = (IMAGE_HEIGHT, IMAGE_WIDTH),
+                 max_joint_velocity: float = MAX_JOINT_VELOCITY):
+        if not max_joint_velocity > 0:
+            raise ValueError(f'max_joint_velocity must be > 0 rad/s, got {max_joint_velocity}')
+        self.max_joint_step = max_joint_velocity * DT
         self.task = get_task(task)
         self.calibration = calibration
         self.gripper = calibration.gripper
@@ -108,6 +116,7 @@ class AlohaSim:
                              for name in TASK_OBJECTS[self.task.name]}
         self._geom_names = [model.geom(i).name for i in range(model.ngeom)]
         self._targets = {}
+        self._arm_ctrl = {}      # velocity-limited arm setpoints actually sent to MuJoCo
         self.episode: EpisodeInfo | None = None
         self.reward = 0
         self.max_reward = 0
@@ -121,6 +130,7 @@ class AlohaSim:
         for side in SIDES:
             self.data.qpos[self._qpos[side]] = START_ARM_POSE + (START_FINGER, -START_FINGER)
             self._targets[side] = np.array(START_ARM_POSE + (start_gripper,))
+            self._arm_ctrl[side] = np.array(START_ARM_POSE)
             self._write_ctrl(side)
         for name, pose in poses.items():
             self.data.qpos[self._object_qpos[name]:self._object_qpos[name] + 7] = pose
@@ -153,13 +163,20 @@ class AlohaSim:
         target = self._targets[side]
         finger = float(self.gripper.follower_position_unnormalize(
             self.gripper.follower_joint_normalize(target[len(ARM_JOINTS)])))
-        ctrl = np.concatenate([target[:len(ARM_JOINTS)], [finger, -finger]])
+        ctrl = np.concatenate([self._arm_ctrl[side], [finger, -finger]])
         self.data.ctrl[self._actuator[side]] = ctrl   # MuJoCo clamps to each ctrlrange
+
+    def _advance_arm_setpoints(self) -> None:
+        for side in SIDES:
+            error = self._targets[side][:len(ARM_JOINTS)] - self._arm_ctrl[side]
+            self._arm_ctrl[side] += np.clip(error, -self.max_joint_step, self.max_joint_step)
+            self._write_ctrl(side)
 
     def step(self) -> int:
         """Advance DT with the held targets; returns the reward (0..4)."""
         if self.episode is None:
             raise RuntimeError('AlohaSim.step before reset(seed)')
+        self._advance_arm_setpoints()
         mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         self.reward = self._compute_reward()
         self.max_reward = max(self.max_reward, self.reward)

@@ -82,7 +82,10 @@ class RMSNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(dim, *(1,) * spatial_dims))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=1) * self.scale * self.gamma
+        # = F.normalize(x, dim=1), whose vector_norm over the strided channel dim is ~10x
+        # slower on CPU than this sum of squares.
+        norm = x.square().sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+        return x / norm * self.scale * self.gamma
 
 
 def _per_frame_2d(module: nn.Module, x: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ from cosmos_policy_ros.model.checkpoint import (
     load_wan_vae,
     save_checkpoint,
 )
-from cosmos_policy_ros.model.config import ConfigError, get_preset
+from cosmos_policy_ros.model.config import ConfigError, get_preset, preset_from_dict
 from cosmos_policy_ros.model.dit import DiT
 from cosmos_policy_ros.model.vae import WanVAE
 
@@ -173,6 +173,34 @@ def test_unknown_preset_suggests_the_closest():
     with pytest.raises(ConfigError, match="did you mean 'small'.*known presets"):
         get_preset('smal')
     with pytest.raises(ConfigError, match="did you mean 'num_blocks'"):
-        from cosmos_policy_ros.model.config import preset_from_dict
         preset_from_dict({'name': 'x', 'dit': {'model_channels': 64, 'num_block': 2,
                                                'num_heads': 2}})
+
+
+@pytest.mark.parametrize('data, match', [
+    ({'name': 'x', 'dit': {'model_channels': 64, 'num_blocks': 2, 'num_heads': 3}},
+     'model_channels \\(64\\) must be divisible by num_heads'),
+    ({'name': 'x', 'text_dim': 512, 'dit': {'model_channels': 64, 'num_blocks': 1,
+                                            'num_heads': 2}},
+     'text_dim \\(512\\) must equal dit.crossattn_emb_channels'),
+    ({'name': 'x', 'dit': {'model_channels': 64, 'num_blocks': 1, 'num_heads': 2},
+      'vae': {'temperal_downsample': [True]}}, 'temperal_downsample needs'),
+    ({'name': 'x', 'dit': {'model_channels': 64, 'num_blocks': 1, 'num_heads': 2},
+      'vae': {'temporal_window': 6}}, 'temporal_window \\(6\\) must be a multiple'),
+    ({'name': 'x', 'image_size': 100, 'dit': {'model_channels': 64, 'num_blocks': 1,
+                                              'num_heads': 2}}, 'image_size \\(100\\)'),
+    ({'name': 'x'}, 'missing required section "dit"'),
+])
+def test_inconsistent_presets_name_the_field(data, match):
+    with pytest.raises(ConfigError, match=match):
+        preset_from_dict(data)
+
+
+def test_malformed_preset_yaml_names_the_file(tmp_path):
+    path = tmp_path / 'broken.yaml'
+    path.write_text('dit: {model_channels: 64,\n')
+    with pytest.raises(ConfigError, match='broken.yaml: not valid YAML'):
+        get_preset(path)
+    path.write_text('dit: {model_channels: 64, num_blocks: 1, num_heads: 2}\nvae: {dim: 3}\n')
+    with pytest.raises(ConfigError, match='broken.yaml: vae: VAEConfig.dim must be even'):
+        get_preset(str(path))

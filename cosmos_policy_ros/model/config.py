@@ -127,6 +127,9 @@ class VAEConfig:
                      f'VAEConfig.{name} needs z_dim = {self.z_dim} values, '
                      f'got {len(getattr(self, name))}')
         _require(all(s > 0 for s in self.latent_std), 'VAEConfig.latent_std must all be > 0')
+        _require(self.temporal_window % self.temporal_compression == 0,
+                 f'VAEConfig.temporal_window ({self.temporal_window}) must be a multiple of the '
+                 f'temporal compression ({self.temporal_compression}), e.g. 4 or 16')
 
     @property
     def spatial_compression(self) -> int:

@@ -97,7 +97,7 @@ def main() -> None:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(9, 4))
         stages = [s for s in ('wait_s', 'convert_s', 'model_s', 'publish_s') if s in rows]
-        ax.boxplot([np.array(rows[s]) * 1e3 for s in stages], labels=stages)
+        ax.boxplot([np.array(rows[s]) * 1e3 for s in stages], tick_labels=stages)
         ax.set_ylabel('ms')
         ax.set_title(f'camera -> chunk published, {args.preset} on {args.device}')
         fig.tight_layout()

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import JointState
@@ -80,6 +81,15 @@ class Observer:
                                                maxlen=200000) for arm in names.FOLLOWERS}
         self.states = {arm: client.subscribe(names.joint_states_topic(arm), JointState,
                                              maxlen=10) for arm in names.FOLLOWERS}
+        self.diagnostics = client.subscribe(names.DIAGNOSTICS_TOPIC, DiagnosticArray)
+
+    def controller_diagnostics(self) -> dict:
+        for array in reversed(self.diagnostics.messages()):
+            for status in array.status:
+                if status.name.endswith('arm controller'):
+                    return {'level': status.level, 'message': status.message,
+                            **{kv.key: kv.value for kv in status.values}}
+        return {}
 
 
 @pytest.fixture(scope='class')
@@ -169,6 +179,9 @@ class TestControllerOnSim:
         status = latest_status(observer.status)
         assert status['counts']['chunks_accepted'] == before['chunks_accepted']
         assert 'unknown joint names' in status['counts']['last_reject']
+        assert client.wait_for(lambda: int(observer.controller_diagnostics().get(
+            'chunks_rejected', 0)) >= before['chunks_rejected'] + 4, timeout=10)
+        assert observer.controller_diagnostics()['level'] == DiagnosticStatus.WARN
         time.sleep(0.5)
         held = np.array([m.position for m in observer.commands['follower_left'].messages()
                          [held_from:]])

@@ -120,3 +120,17 @@ def test_watchdog_engages_and_releases():
     assert dog.engagements == 2
     with pytest.raises(KeyError, match='not watched'):
         dog.feed('cam_low', 1.0)
+
+
+def test_shipped_sim_statistics_follow_the_calibration_limits():
+    """config/sim_statistics.json (the policy's default statistics) = calibration ranges."""
+    from cosmos_policy_ros.model.normalization import load_statistics
+    from cosmos_policy_ros.paths import share_path
+    stats = load_statistics(share_path('config', 'sim_statistics.json'))
+    arm = CALIBRATION.limits_array()
+    for group in (stats.actions, stats.proprio):
+        for offset in (0, 7):
+            np.testing.assert_allclose(group.min[offset:offset + 6], arm[:, 0], atol=1e-5)
+            np.testing.assert_allclose(group.max[offset:offset + 6], arm[:, 1], atol=1e-5)
+        assert list(group.min[list(GRIPPER_INDICES)]) == [0.0, 0.0]   # normalised grippers
+        assert list(group.max[list(GRIPPER_INDICES)]) == [1.0, 1.0]

@@ -147,3 +147,16 @@ def test_rope_tables_cached_in_inference_mode_serve_training_later():
         net(x, t, context, mask)
     net(x, t, context, mask).sum().backward()  # would raise on an inference-mode table
     assert net.blocks[0].self_attn.q_proj.weight.grad is not None
+
+
+def test_2b_rope_layout_and_frequencies():
+    cfg = get_preset('2b').dit
+    T, H, W = 11, 14, 14  # the policy's 224 px clip: 11 latent frames of 14x14 patches
+    table = rope_angles(cfg, T, H, W).double().reshape(T, H, W, 128)
+    assert torch.equal(table[..., :64], table[..., 64:])  # rotate-half pairs share angles
+    t, h, w = 7, 5, 9
+    theta_hw = 10000 * 3.0 ** (42 / 40)
+    expected = torch.cat([t / 10000 ** (torch.arange(0, 44, 2).double() / 44),
+                          h / theta_hw ** (torch.arange(0, 42, 2).double() / 42),
+                          w / theta_hw ** (torch.arange(0, 42, 2).double() / 42)])
+    assert torch.allclose(table[t, h, w, :64], expected, rtol=1e-5, atol=1e-6)

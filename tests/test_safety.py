@@ -115,6 +115,7 @@ def test_watchdog_engages_and_releases():
     dog.feed('chunk', 1.5)
     assert not dog.check(1.9)
     assert dog.check(2.1) and dog.reasons == ('cam_high: 0.60 s old (timeout 0.5 s)',)
+    assert dog.late == ('cam_high',)
     dog.feed('cam_high', 2.2)
     assert not dog.check(2.3)
     assert dog.engagements == 2

@@ -16,6 +16,7 @@ class Watchdog:
     engaged: bool = False
     engagements: int = 0
     reasons: tuple = ()
+    late: tuple = ()                     # names of the late sources
 
     def __post_init__(self):
         for source, timeout in self.timeouts.items():
@@ -39,16 +40,18 @@ class Watchdog:
         """Update and return `engaged`; `reasons` names each late source and its age."""
         if self._started is None:
             self._started = now
-        reasons = []
+        reasons, late = [], []
         for source, timeout in self.timeouts.items():
             last = self._last.get(source)
             if last is None:
                 if now - self._started > self.grace:
                     reasons.append(f'{source}: nothing received')
+                    late.append(source)
             elif now - last > timeout:
                 reasons.append(f'{source}: {now - last:.2f} s old (timeout {timeout} s)')
+                late.append(source)
         engaged = bool(reasons)
         if engaged and not self.engaged:
             self.engagements += 1
-        self.engaged, self.reasons = engaged, tuple(reasons)
+        self.engaged, self.reasons, self.late = engaged, tuple(reasons), tuple(late)
         return engaged

@@ -169,7 +169,9 @@ class Controller(Node):
             reasons = list(check.reasons)
             if check.ok and self.estop:
                 reasons.append('e-stop engaged')
-            if check.ok and self.watchdog.engaged:
+            # A chunk is refused while observations are late; a watchdog engaged only by
+            # the chunk timeout is what this very chunk ends.
+            if check.ok and set(self.watchdog.late) - {'chunk'}:
                 reasons.append(f'watchdog engaged ({"; ".join(self.watchdog.reasons)})')
             if reasons:
                 self.counts['chunks_rejected'] += 1

@@ -52,7 +52,7 @@ class CausalConv3d(nn.Conv3d):
             if previous is not None:
                 x = torch.cat([previous, x], dim=2)
                 past = previous.shape[2]
-            cache[self] = x[:, :, -self.past_frames:]
+            cache[self] = x[:, :, -self.past_frames:].clone()  # a copy frees the chunk
         x = F.pad(x, (*self.spatial_pad, self.past_frames - past, 0))
         if x.device.type == 'cpu' and self.in_channels <= _FOLD_MAX_CHANNELS and \
                 self.kernel_size[0] > 1 and self.stride == (1, 1, 1):
@@ -135,7 +135,7 @@ class Resample(nn.Module):
         x = _per_frame_2d(self.resample, x)
         if self.mode == 'downsample3d':
             previous = cache.get(self)
-            cache[self] = x[:, :, -1:]
+            cache[self] = x[:, :, -1:].clone()
             if previous is not None:
                 x = self.time_conv(torch.cat([previous, x], dim=2))
         return x

@@ -176,6 +176,17 @@ def test_input_errors(policy):
     assert policy.known_tasks() == sorted(TASKS)
 
 
+def test_checkpoint_directory_round_trip(policy, tmp_path):
+    from cosmos_policy_ros.model.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / 'ckpt', {'dit': policy.dit, 'vae': policy.vae}, policy.preset)
+    reloaded = CosmosPolicy.from_config('tiny', checkpoint=tmp_path / 'ckpt',
+                                        text=policy.text)
+    assert reloaded.preset == policy.preset                 # the saved preset (64 px) wins
+    obs = observation(5)
+    np.testing.assert_array_equal(reloaded.predict(obs, num_steps=2).actions,
+                                  policy.predict(obs, num_steps=2).actions)
+
+
 def test_latent_too_small_for_chunk_is_a_clear_error():
     preset = small_preset(32)
     with pytest.raises(LayoutError, match=r'700 values.*16x4x4=256.*at least 56 px'):

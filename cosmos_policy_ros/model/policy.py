@@ -112,7 +112,7 @@ class CosmosPolicy:
                 torch.manual_seed(init_seed)
                 dit, vae = DiT(preset.dit), WanVAE(preset.vae)
         else:
-            dit, vae = _load_weights(preset, Path(checkpoint))
+            preset, dit, vae = _load_weights(preset, Path(checkpoint))
         if statistics is not None and not isinstance(statistics, DatasetStatistics):
             statistics = load_statistics(statistics)
         text = TextEmbeddings.from_source(text, preset.text_tokens, preset.text_dim,
@@ -331,14 +331,15 @@ class CosmosPolicy:
 
 
 def _load_weights(preset: ModelPreset, checkpoint: Path):
-    """(dit, vae) from a released .pt (+ tokenizer.pth beside it) or our checkpoint dir."""
+    """(preset, dit, vae) from a released .pt (+ tokenizer.pth beside it) or our checkpoint
+    directory (whose saved preset wins: the weights are shaped by it)."""
     from cosmos_policy_ros.model import checkpoint as ckpt
     if checkpoint.is_dir():
         loaded = ckpt.load_checkpoint(checkpoint)
-        return loaded.dit, loaded.vae
+        return loaded.preset, loaded.dit, loaded.vae
     tokenizer = checkpoint.parent / 'tokenizer.pth'
     if not tokenizer.is_file():
         raise FileNotFoundError(f'{checkpoint}: the Wan2.1 VAE weights tokenizer.pth must sit '
                                 f'beside the DiT checkpoint (expected {tokenizer})')
-    return (ckpt.load_released_dit(checkpoint, preset.dit, prefer_ema=True),
-            ckpt.load_wan_vae(tokenizer))
+    return (preset, ckpt.load_released_dit(checkpoint, preset.dit, prefer_ema=True),
+            ckpt.load_wan_vae(tokenizer, preset.vae))

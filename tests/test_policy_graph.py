@@ -52,11 +52,17 @@ def commands_14(records) -> tuple:
     return np.array([t for t, _ in rows]), np.array([r for _, r in rows])
 
 
-def assert_inside_gate(commands: np.ndarray) -> None:
+def assert_inside_gate(times: np.ndarray, commands: np.ndarray, counts: dict) -> None:
+    """Every received command finite and in range; steps within the clamp: per the
+    controller's own count of what it sent, and here for every pair one tick apart (a
+    message lost by a starved subscriber would otherwise look like a double step)."""
     assert np.all(np.isfinite(commands))
     assert np.all(commands >= LIMITS.lower - 1e-9) and np.all(commands <= LIMITS.upper + 1e-9)
-    steps = np.abs(np.diff(commands, axis=0))
-    assert np.all(steps <= LIMITS.max_step + 1e-9), steps.max(axis=0)
+    adjacent = np.diff(times) < 1.5 * DT
+    steps = np.abs(np.diff(commands, axis=0))[adjacent]
+    assert adjacent.sum() > 10 and np.all(steps <= LIMITS.max_step + 1e-9), steps.max(axis=0)
+    assert counts['max_arm_step'] <= MAX_STEP + 1e-9
+    assert counts['max_gripper_step'] <= LIMITS.max_step[6] + 1e-9
 
 
 def assert_25hz(times: np.ndarray) -> None:
@@ -151,8 +157,8 @@ class TestControllerOnSim:
         times, commands = commands_14(observer.commands)
         window = times >= t0
         assert_25hz(times[window])
-        assert_inside_gate(commands[window])
         counts = latest_status(observer.status)['counts']
+        assert_inside_gate(times[window], commands[window], counts)
         assert counts['chunks_accepted'] == 1 and counts['step_clamped'] >= 1
         # The commands followed the chunk: the shoulder went up by ~0.4 rad mid-chunk.
         assert commands[window][:, 1].max() - commands[window][0, 1] > 0.3
@@ -292,8 +298,8 @@ def test_policy_sync_closed_loop_on_the_sim(tmp_path):
     assert summary['untrained'] and summary['model']['status'].startswith('UNTRAINED')
     times, commands = observer.command_series()
     assert_25hz(times)
-    assert_inside_gate(commands)
     counts = summary['controller']
+    assert_inside_gate(times, commands, counts)
     assert counts['chunks_rejected'] == 0, counts['last_reject']
     # Sync: the next query starts only when the chunk is done (remaining 0), so chunks
     # are at least a chunk length apart in observation time.
@@ -315,9 +321,9 @@ def test_planner_async_closed_loop_on_the_sim(tmp_path):
         assert chosen == latency['chosen'] == select_best(np.array(message.data))
         assert message.data[chosen] == pytest.approx(max(message.data), abs=1e-6)
     check_chunk_message(observer.chunks.messages()[0], latencies[0])
-    _, commands = observer.command_series()
-    assert_inside_gate(commands)
+    times, commands = observer.command_series()
     counts = summary['controller']
+    assert_inside_gate(times, commands, counts)
     assert counts['chunks_accepted'] >= 2 and counts['chunks_rejected'] == 0, counts
 
 

@@ -143,11 +143,12 @@ def format_report(summary: dict) -> str:
          + (f' (last: {c["last_reject"]})' if c.get('last_reject') else '')),
         (f'ticks clamped: range {c.get("limit_clamped", 0)}, step {c.get("step_clamped", 0)} of '
          f'{c.get("ticks", 0)}; non-finite held {c.get("non_finite_held", 0)}'),
-        (f'largest commanded step: arm joints {summary["max_arm_step"]:.4f} rad, gripper motors '
-         f'{summary["max_gripper_step"]:.4f} rad; overall '
-         f'{summary["max_commanded_step"]:.4f} rad, '
+        (f'largest commanded step (controller): arm joints {c.get("max_arm_step", 0):.4f} rad, '
+         f'gripper motors {c.get("max_gripper_step", 0):.4f} rad; '
          f'{summary["max_boundary_step"]:.4f} rad at chunk boundaries (before the gate: '
-         f'{summary["max_raw_boundary_step"]:.4f} rad)'),
+         f'{summary["max_raw_boundary_step"]:.4f} rad); as received here (lost or late '
+         f'messages merge ticks): arm {summary["max_arm_step"]:.4f}, gripper '
+         f'{summary["max_gripper_step"]:.4f} rad'),
         (f'watchdog engagements {c.get("watchdog_engagements", 0)}, hold ticks '
          f'{c.get("holds", 0)}; final state {summary["final_state"]}'),
     ]

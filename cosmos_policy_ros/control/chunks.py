@@ -221,12 +221,15 @@ class StepStats:
     max_boundary_step: float = 0.0
     boundaries: int = 0
     boundary_steps: list = field(default_factory=list)   # largest step of each boundary
+    joint_max: np.ndarray | None = None                    # largest step per joint
     _last: np.ndarray | None = None
     _in_boundary: bool = False
 
     def add(self, command, boundary: bool) -> float:
         command = np.asarray(command, dtype=np.float64)
-        step = 0.0 if self._last is None else float(np.max(np.abs(command - self._last)))
+        delta = np.zeros_like(command) if self._last is None else np.abs(command - self._last)
+        step = float(np.max(delta))
+        self.joint_max = delta if self.joint_max is None else np.maximum(self.joint_max, delta)
         self._last = command.copy()
         self.max_step = max(self.max_step, step)
         if boundary:

@@ -30,7 +30,7 @@ from trajectory_msgs.msg import JointTrajectory
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control.chunks import MODES, ChunkExecutor, StepStats, check_chunk
-from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
+from cosmos_policy_ros.control.safety import GRIPPER_INDICES, SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.trigger import ControllerStatus
 from cosmos_policy_ros.control.units import robot_to_command
 from cosmos_policy_ros.control.watchdog import Watchdog
@@ -247,12 +247,16 @@ class Controller(Node):
 
     def summary(self) -> dict:
         counts = self.gate.counts
+        joint_max = (self.sent_steps.joint_max if self.sent_steps.joint_max is not None
+                     else np.zeros(names.STATE_DIM))
         period = 1.0 / self.params.output_rate
         jitter = (np.abs(np.array(self.intervals) - period) if self.intervals
                   else np.zeros(1))
         return {**self.counts, 'ticks': counts.ticks, 'limit_clamped': counts.limit_clamped,
                 'step_clamped': counts.step_clamped, 'non_finite_held': counts.non_finite,
                 'max_step': self.sent_steps.max_step,
+                'max_arm_step': float(np.delete(joint_max, GRIPPER_INDICES).max()),
+                'max_gripper_step': float(joint_max[list(GRIPPER_INDICES)].max()),
                 'max_boundary_step': self.sent_steps.max_boundary_step,
                 'max_raw_boundary_step': self.raw_steps.max_boundary_step,
                 'boundaries': self.raw_steps.boundaries,

@@ -67,7 +67,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     obs = Observation({c: rng.integers(0, 256, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
                        for c in CAMERAS}, rng.normal(size=14) * 0.1, TASK)
-    images, proprio, emb = policy.prepare([obs])
+    images, _, emb = policy.prepare([obs])
     encoded = policy.encode(images)
     frames = policy.layout.num_frames
     mask = torch.zeros(1, 1, frames, *encoded.shape[3:], device=device)

@@ -7,10 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from cosmos_policy_ros.model.diffusion import (Conditioning, TrainingNoise, add_noise, denoise,
-                                               diffusion_loss, rectified_flow_scaling)
-from cosmos_policy_ros.model.sampler import (SamplerConfig, call_sigmas, initial_noise,
-                                             karras_sigmas, sample)
+from cosmos_policy_ros.model.diffusion import (
+    Conditioning,
+    TrainingNoise,
+    add_noise,
+    denoise,
+    diffusion_loss,
+    rectified_flow_scaling,
+)
+from cosmos_policy_ros.model.sampler import (
+    SamplerConfig,
+    call_sigmas,
+    initial_noise,
+    karras_sigmas,
+    sample,
+)
 
 FIXTURE = Path('/work/shared/reference/fixtures/sampler.json')
 

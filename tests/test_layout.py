@@ -3,9 +3,19 @@ import numpy as np
 import pytest
 import torch
 
-from cosmos_policy_ros.model.layout import (ALOHA_LAYOUT, LIBERO_LAYOUT, LayoutError, Role,
-                                            SampleKind, ValueMode, build_pixel_sequence, inject,
-                                            inject_value, read_back, read_value)
+from cosmos_policy_ros.model.layout import (
+    ALOHA_LAYOUT,
+    LIBERO_LAYOUT,
+    LayoutError,
+    Role,
+    SampleKind,
+    ValueMode,
+    build_pixel_sequence,
+    inject,
+    inject_value,
+    read_back,
+    read_value,
+)
 
 
 def test_aloha_roles_and_condition_frames():

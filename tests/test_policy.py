@@ -12,8 +12,11 @@ import torch
 
 from cosmos_policy_ros.model.config import get_preset
 from cosmos_policy_ros.model.layout import LayoutError
-from cosmos_policy_ros.model.normalization import (StatisticsError, load_statistics,
-                                                   write_statistics)
+from cosmos_policy_ros.model.normalization import (
+    StatisticsError,
+    load_statistics,
+    write_statistics,
+)
 from cosmos_policy_ros.model.policy import CosmosPolicy, Observation, PolicyInputError
 from cosmos_policy_ros.model.preprocess import ImageFormatError, preprocess_image
 from cosmos_policy_ros.model.text import TextEmbeddingError, TextEmbeddings
@@ -202,8 +205,12 @@ OVERFIT_VALUE_TOL = 0.05
 
 def test_tiny_model_overfits_fixed_pairs(tmp_path):
     from cosmos_policy_ros.model.layout import ALOHA_LAYOUT
-    from cosmos_policy_ros.model.training import (TrainBatch, diffusion_training_loss,
-                                                  encode_batch, make_optimizer)
+    from cosmos_policy_ros.model.training import (
+        TrainBatch,
+        diffusion_training_loss,
+        encode_batch,
+        make_optimizer,
+    )
 
     torch.manual_seed(0)
     preset = small_preset()

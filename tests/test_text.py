@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cosmos_policy_ros.model.text import (TextEmbeddingError, TextEmbeddings, UnsafePickleError,
-                                          convert_pickle, load_embedding_cache, load_t5_pickle)
+from cosmos_policy_ros.model.text import (
+    TextEmbeddingError,
+    TextEmbeddings,
+    UnsafePickleError,
+    convert_pickle,
+    load_embedding_cache,
+    load_t5_pickle,
+)
 
 TASKS = ('fold shirt', 'put candies in bowl', 'put candy in bag')
 

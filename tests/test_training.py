@@ -8,11 +8,19 @@ import torch
 from cosmos_policy_ros.model import layout as L
 from cosmos_policy_ros.model.config import get_preset
 from cosmos_policy_ros.model.dit import DiT
-from cosmos_policy_ros.model.training import (TrainBatch, diffusion_training_loss, encode_batch,
-                                              inject_state, make_optimizer, masks_for, train_step,
-                                              value_targets)
+from cosmos_policy_ros.model.training import (
+    TrainBatch,
+    diffusion_training_loss,
+    encode_batch,
+    inject_state,
+    make_optimizer,
+    masks_for,
+    train_step,
+    value_targets,
+)
 from cosmos_policy_ros.model.vae import WanVAE
 from cosmos_policy_ros.names import CAMERAS
+
 
 @pytest.fixture(scope='module', autouse=True)
 def one_torch_thread():

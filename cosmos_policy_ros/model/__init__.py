@@ -21,7 +21,7 @@ _EXPORTS = {
     'TrainBatch': 'training', 'train_step': 'training', 'encode_batch': 'training',
     'value_targets': 'training', 'make_optimizer': 'training',
 }
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):

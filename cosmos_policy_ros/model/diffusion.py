@@ -8,8 +8,8 @@ x0, so they carry no loss.
 Shape letters: B batch, C channels, T latent frames, H/W latent size, N text tokens, D width.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

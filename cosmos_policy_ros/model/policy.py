@@ -9,9 +9,9 @@ Shape letters: B batch, C latent channels, T latent frames, H/W latent size.
 """
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,16 @@ from cosmos_policy_ros.model import layout as L
 from cosmos_policy_ros.model.config import ModelPreset, get_preset
 from cosmos_policy_ros.model.diffusion import Conditioning, denoise
 from cosmos_policy_ros.model.layout import LatentLayout, Role, SampleKind, ValueMode
-from cosmos_policy_ros.model.normalization import DatasetStatistics, Range, load_statistics
-from cosmos_policy_ros.model.preprocess import from_model_tensor, preprocess_image, \
-    to_model_tensor
+from cosmos_policy_ros.model.normalization import (
+    DatasetStatistics,
+    Range,
+    load_statistics,
+)
+from cosmos_policy_ros.model.preprocess import (
+    from_model_tensor,
+    preprocess_image,
+    to_model_tensor,
+)
 from cosmos_policy_ros.model.sampler import SamplerConfig, initial_noise, sample
 from cosmos_policy_ros.model.text import TextEmbeddings
 from cosmos_policy_ros.names import CHUNK_LENGTH, STATE_DIM

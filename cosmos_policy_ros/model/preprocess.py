@@ -43,7 +43,7 @@ def center_crop_resize(image: np.ndarray, area: float = CROP_AREA) -> np.ndarray
     """Centre crop of `area` of the pixels, resized back (bilinear, antialiased, uint8)."""
     size = image.shape[0]
     crop = int(size * math.sqrt(area))
-    top, left = int(round((size - crop) / 2.0)), int(round((image.shape[1] - crop) / 2.0))
+    top, left = round((size - crop) / 2.0), round((image.shape[1] - crop) / 2.0)
     cropped = torch.from_numpy(np.ascontiguousarray(image[top:top + crop, left:left + crop]))
     x = cropped.permute(2, 0, 1)[None].float()
     out = torch.nn.functional.interpolate(x, size=(size, size), mode='bilinear',

@@ -11,8 +11,8 @@ Here N=2 does what the count says (an Euler step 80 -> 4, then x0 at 4: two call
 
 The solver state is float64 (as in the reference); the denoiser always sees float32.
 """
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

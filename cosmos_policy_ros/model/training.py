@@ -7,15 +7,20 @@ Images are VAE-encoded as one 41-frame video; proprio, actions and value are the
 
 Shape letters: B batch, C latent channels, T latent frames, H/W size, N tokens, D width.
 """
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from cosmos_policy_ros.model import layout as L
-from cosmos_policy_ros.model.diffusion import (Conditioning, TrainingNoise, add_noise, denoise,
-                                               diffusion_loss)
+from cosmos_policy_ros.model.diffusion import (
+    Conditioning,
+    TrainingNoise,
+    add_noise,
+    denoise,
+    diffusion_loss,
+)
 from cosmos_policy_ros.model.layout import LatentLayout, Role, SampleKind, ValueMode
 
 

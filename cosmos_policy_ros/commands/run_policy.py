@@ -134,6 +134,10 @@ def format_report(summary: dict) -> str:
         (f'commands: {summary["commands"]} at {summary["command_rate_sim_hz"]:.2f} Hz sim '
          f'time (p99 interval {summary["command_interval_p99_s"] * 1e3:.1f} ms)'),
     ]
+    if summary['chunks'] == 0:
+        lines.append('no chunk was published during the run: the first CPU inference of this '
+                     'preset (plus start-up) took longer than --duration; see the policy log, '
+                     'and run longer or use --preset tiny')
     for stage, value in summary['latency'].items():
         lines.append(f'latency {stage:22s} p50 {value["p50"]:.3f} s  p95 {value["p95"]:.3f} s '
                      f'(n={value["n"]})')
@@ -157,7 +161,7 @@ def format_report(summary: dict) -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument('--duration', type=float, default=60.0, help='wall seconds to run')
-    parser.add_argument('--preset', default='tiny',
+    parser.add_argument('--preset', default='small',
                         help='model preset (tiny, small, 2b) or a preset .yaml path')
     parser.add_argument('--mode', choices=('sync', 'async'), default='sync')
     parser.add_argument('--planning', action='store_true', help='best-of-N planner drives')

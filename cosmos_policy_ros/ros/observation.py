@@ -152,6 +152,7 @@ class QueryLoop:
         self.busy = False
         self.waiting_reason = ''
         self.failures = 0
+        self.closing = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='inference')
         node.create_subscription(String, names.CONTROLLER_STATUS_TOPIC, self._on_status,
                                  QoSProfile(depth=5), callback_group=callback_group)
@@ -185,6 +186,8 @@ class QueryLoop:
                 now = self.node.get_clock().now().nanoseconds * 1e-9
                 self.trigger.published(stamp_ns * 1e-9, now, latency)
         except Exception as exc:  # noqa: BLE001 - reported, counted, never silent
+            if self.closing:        # shutting down mid-inference: nothing left to publish to
+                return
             self.failures += 1
             self.node.get_logger().error(f'inference failed: {type(exc).__name__}: {exc}',
                                          throttle_duration_sec=5.0)
@@ -192,4 +195,5 @@ class QueryLoop:
             self.busy = False
 
     def close(self) -> None:
+        self.closing = True
         self._pool.shutdown(wait=True, cancel_futures=True)

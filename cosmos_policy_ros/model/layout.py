@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cosmos_policy_ros.model.vae import pixel_frames
+
 # The VAE's compression (Wan2.1): first pixel frame alone, then 4 pixel frames per latent frame.
 TEMPORAL_COMPRESSION = 4
 SPATIAL_COMPRESSION = 8
@@ -162,14 +164,6 @@ LIBERO_LAYOUT = LatentLayout(
              Role.FUTURE_PRIMARY: 'primary'})
 
 LAYOUTS = {layout.name: layout for layout in (ALOHA_LAYOUT, LIBERO_LAYOUT)}
-
-
-def latent_frames(num_pixel_frames: int) -> int:
-    return 1 + (num_pixel_frames - 1) // TEMPORAL_COMPRESSION
-
-
-def pixel_frames(num_latent_frames: int) -> int:
-    return TEMPORAL_COMPRESSION * (num_latent_frames - 1) + 1
 
 
 def build_pixel_sequence(layout: LatentLayout, images: dict, future_images: dict | None = None,

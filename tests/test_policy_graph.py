@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 CALIBRATION = load_calibration('aloha_sim')
 MAX_STEP = 0.1
 LIMITS = SafetyLimits.from_calibration(CALIBRATION, MAX_STEP, 0.25)
-SIM = {'use_sim_time': True, 'task': 'transfer_cube', 'camera_rate': 10.0}
+SIM = {'use_sim_time': True, 'task': 'transfer_cube', 'camera_rate': 10.0,
+       'realtime_factor_cap': 1.0}
 
 
 def sim_now(client) -> float:
@@ -107,7 +108,8 @@ def controller_graph(tmp_path_factory):
     with GraphProcesses(specs, tmp_path_factory.mktemp('controller_logs')) as procs:
         client = GraphClient('test_controller', use_sim_time=True)
         observer = Observer(client)
-        ready = client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
+        ready = client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle'
+                                and all(observer.states[arm].count for arm in names.FOLLOWERS),
                                 timeout=90)
         procs.check_alive()
         assert ready, latest_status(observer.status)

@@ -36,7 +36,10 @@ def build(args) -> list:
     if use_sim:
         nodes.append(NodeSpec('sim_robot', 'sim_robot', parameters={
             **common, 'task': args['task'], 'seed': int(args['seed']),
-            'camera_rate': float(args['camera_rate']), 'calibration': args['calibration']}))
+            'camera_rate': float(args['camera_rate']), 'calibration': args['calibration'],
+            # Never faster than real time: the 25 Hz controller and the policy's latency
+            # live in sim time, and a sim racing ahead starves them of wall time.
+            'realtime_factor_cap': 1.0}))
     else:
         from cosmos_policy_ros.graphs.hardware import hardware_nodes
         nodes += hardware_nodes(args['calibration'], leaders=False)

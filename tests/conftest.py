@@ -25,3 +25,14 @@ def log_dir(tmp_path):
     path = tmp_path / 'logs'
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Torch on one thread for a module: its CPU tensors are small, and OpenMP barriers stall
+    badly when the two CI cores are shared with node processes."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

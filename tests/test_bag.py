@@ -98,13 +98,15 @@ def test_partial_bag_recovers_flushed_chunks(tmp_path):
 def test_truncated_file_keeps_complete_chunks(tmp_path):
     writer = _bool_bag(tmp_path / 'episode_2', 0, 0)
     mcap = tmp_path / 'episode_2.partial' / 'episode_2_0.mcap'
+    two_chunks = 0          # file size once the second chunk is flushed
     for i in range(30):
         writer.write('/flag', synthetic.boolean(True), i)
         if i % 10 == 9:
             writer.flush()
-            size = size if i == 29 else mcap.stat().st_size
+            if i == 19:
+                two_chunks = mcap.stat().st_size
     writer.abandon()
-    mcap.write_bytes(mcap.read_bytes()[:size + 30])     # the third chunk is cut mid-record
+    mcap.write_bytes(mcap.read_bytes()[:two_chunks + 30])     # the third chunk is cut mid-record
     result = recover_partial(tmp_path / 'episode_2.partial')
     assert result.message_count == 20 and result.stopped_by != 'end of data'
 

@@ -52,13 +52,7 @@ def _assert_state_equal(module_or_state, expected):
 
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a busy 2-core CI."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 def test_release_format_loads_strictly_and_round_trips_bit_exactly(tmp_path):
     weights = _random_release_state(seed=1)

@@ -21,13 +21,7 @@ def _released_layout(net: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], s
 
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a busy 2-core CI."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 def test_2b_state_dict_matches_release_manifest():
     with torch.device('meta'):

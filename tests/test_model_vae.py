@@ -14,13 +14,7 @@ REFERENCE = '/work/shared/reference'
 
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a busy 2-core CI."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 def test_release_state_dict_matches_manifest():
     with torch.device('meta'):

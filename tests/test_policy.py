@@ -24,13 +24,7 @@ from cosmos_policy_ros.names import CAMERAS
 
 TASKS = ('transfer cube', 'insertion')
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """Torch intra-op threads thrash when the CPU is shared (CI, parallel jobs): use one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_statistics_round_trip_and_normalisation(tmp_path):

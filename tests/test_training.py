@@ -22,13 +22,7 @@ from cosmos_policy_ros.model.vae import WanVAE
 from cosmos_policy_ros.names import CAMERAS
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """Torch intra-op threads thrash when the CPU is shared (CI, parallel jobs): use one."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def test_masks_per_sample_kind():

@@ -31,7 +31,7 @@ from cosmos_policy_ros.hardware.dynamixel.bus import (DynamixelBus, DynamixelCom
                                                       MotorHardwareError, PortLostError)
 from cosmos_policy_ros.hardware.dynamixel.tables import (MODELS_BY_NUMBER, VELOCITY_UNIT_RPM,
                                                          describe_hardware_error)
-from cosmos_policy_ros.names import COMMAND_JOINTS, GRIPPER, JOINT_STATE_NAMES
+from cosmos_policy_ros.names import COMMAND_JOINTS, GRIPPER
 
 _RPM_TO_RAD_S = 2 * math.pi / 60.0
 

@@ -101,7 +101,10 @@ class GraphClient:
             self.node.destroy_client(client)
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=2.0)
+        # The spin thread must be out of the executor before the node and context go away,
+        # else it can touch an invalid RCL context while exiting.
+        self._executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
         self.node.destroy_node()
         if self._own_context:
             rclpy.try_shutdown()

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL=egl PYTHONUNBUFFERED=1
 .venv/bin/cosmos-policy-ros record --task transfer_cube --episodes "${EPISODES:-2}" --output runs/demos
-.venv/bin/cosmos-policy-ros run-policy --preset small --duration "${DURATION:-60}" --out runs/policy
+.venv/bin/cosmos-policy-ros run-policy --preset "${PRESET:-tiny}" --duration "${DURATION:-120}" --out runs/policy

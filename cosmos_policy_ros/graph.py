@@ -26,13 +26,14 @@ class NodeSpec:
 
     @property
     def full_name(self) -> str:
-        return f'{self.namespace.rstrip("/")}/{self.name}' if self.namespace else f'/{self.name}'
+        namespace = self.namespace.strip('/')
+        return f'/{namespace}/{self.name}' if namespace else f'/{self.name}'
 
     def ros_args(self) -> list:
         """Command-line arguments equivalent to what launch_ros passes."""
         args = ['--ros-args', '-r', f'__node:={self.name}']
-        if self.namespace:
-            args += ['-r', f'__ns:={self.namespace}']
+        if self.namespace:  # rcl needs an absolute namespace; launch_ros adds the slash itself
+            args += ['-r', f'__ns:=/{self.namespace.strip("/")}']
         for key, value in self.parameters.items():
             args += ['-p', f'{key}:={json.dumps(value)}']
         return args

@@ -92,7 +92,9 @@ def test_node_spec_ros_args_round_trip_values_as_yaml():
     spec = NodeSpec('teleop', 'teleop', 'robot', {'rate': 50.0, 'calibration': 'aloha_sim',
                                                  'enabled': True, 'names': ['a', 'b']})
     args = spec.ros_args()
-    assert args[:3] == ['--ros-args', '-r', '__node:=teleop'] and '__ns:=robot' in args
+    assert args[:3] == ['--ros-args', '-r', '__node:=teleop'] and '__ns:=/robot' in args
+    assert spec.full_name == '/robot/teleop'
+    assert NodeSpec('teleop', 'teleop', '/robot/').ros_args()[4] == '__ns:=/robot'
     assert 'rate:=50.0' in args and 'enabled:=true' in args and 'names:=["a", "b"]' in args
     with pytest.raises(ValueError, match='unknown executable'):
         NodeSpec('telep', 'x')

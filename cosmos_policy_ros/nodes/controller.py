@@ -109,8 +109,9 @@ class Controller(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC,
                                               reliable)
         inputs = ReentrantCallbackGroup()
+        # Chunks are handled one at a time, in arrival order (never an older one after a newer).
         self.create_subscription(JointTrajectory, p.chunk_topic, self.on_chunk, reliable,
-                                 callback_group=inputs)
+                                 callback_group=MutuallyExclusiveCallbackGroup())
         for arm in names.FOLLOWERS:
             self.create_subscription(JointState, names.joint_states_topic(arm),
                                      lambda msg, arm=arm: self.on_joint_state(arm, msg),

@@ -39,7 +39,7 @@ import traceback
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -137,12 +137,14 @@ class SimRobot(Node):
         self._episode_pub = self.create_publisher(String, names.EPISODE_TOPIC, latched)
         self._diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC,
                                                reliable)
-        commands = ReentrantCallbackGroup()
+        # One exclusive group per arm: that arm's commands apply in arrival order (a reentrant
+        # group could run two at once and let the older one win); the two arms run in parallel.
         for side, topic in zip(names.SIDES, p.command_topics):
             self.create_subscription(JointState, topic,
                                      lambda msg, side=side, topic=topic:
                                      self._on_command(side, topic, msg),
-                                     QoSProfile(depth=10), callback_group=commands)
+                                     QoSProfile(depth=10),
+                                     callback_group=MutuallyExclusiveCallbackGroup())
         services = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, names.RESET_SERVICE, self._on_reset,
                             callback_group=services)

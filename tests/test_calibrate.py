@@ -17,7 +17,6 @@ from cosmos_policy_ros.hardware.arm_config import DEFAULT_IDS, parse_arm
 from cosmos_policy_ros.hardware.calibrate import (CalibrationFailed, Calibrator,
                                                   PromptOperator, ScriptedOperator,
                                                   updated_calibration, write_calibration)
-from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
 from cosmos_policy_ros.names import ARM_JOINTS, ARMS, COMMAND_JOINTS, FOLLOWERS, LEADERS
 from cosmos_policy_ros.rosenv import loopback_env
 
@@ -37,20 +36,10 @@ def ticks(rad: float) -> int:
     return round(2048 + rad / TICK)
 
 
-@pytest.fixture
-def emulators(tmp_path):
-    emus = {arm: DynamixelEmulator.for_arm('aloha_wx250s' if arm in LEADERS else 'aloha_vx300s',
-                                           link_path=str(tmp_path / f'ttyDXL_{arm}')).start()
-            for arm in ARMS}
-    yield emus
-    for emu in emus.values():
-        emu.stop()
-
-
-def act(emulators, line: str) -> None:
+def act(arm_emulators, line: str) -> None:
     """The operator's hands for one announced step ('step k/n: KIND ARM ...')."""
     kind, arm = line.split(':')[1].split()[:2]
-    emu = emulators[arm]
+    emu = arm_emulators[arm]
     if kind in ('gripper_open', 'gripper_close'):
         emu.set_position(DEFAULT_IDS['gripper'], ticks(GRIPPER[arm][kind == 'gripper_close']))
         return
@@ -60,12 +49,12 @@ def act(emulators, line: str) -> None:
         time.sleep(0.25)
 
 
-def test_scripted_calibration_writes_a_loadable_yaml(emulators, tmp_path):
+def test_scripted_calibration_writes_a_loadable_yaml(arm_emulators, tmp_path):
     script = tmp_path / 'script.yaml'
     script.write_text(yaml.safe_dump({'gripper_open': 0.4, 'gripper_close': 0.4, 'sweep': 0.9}))
     output = tmp_path / 'calibration' / 'lab_aloha.yaml'
     ports = [arg for arm in ARMS for arg in (f'--port-{arm.replace("_", "-")}',
-                                            emulators[arm].port_path)]
+                                            arm_emulators[arm].port_path)]
     command = [sys.executable, '-m', 'cosmos_policy_ros.cli', 'calibrate', '--robot',
                'lab_aloha', '--template', 'aloha_stationary', *ports, '--with-followers',
                '--non-interactive', str(script), '--output', str(output)]
@@ -75,7 +64,7 @@ def test_scripted_calibration_writes_a_loadable_yaml(emulators, tmp_path):
     for line in process.stdout:
         if line.startswith('step '):
             steps.append(line.split(':')[1].split()[:2])
-            act(emulators, line)
+            act(arm_emulators, line)
     stderr = process.stderr.read()
     assert process.wait(timeout=30) == 0, stderr
     assert [arm for _, arm in steps[:8]] == [a for a in LEADERS + FOLLOWERS for _ in (0, 1)]
@@ -106,14 +95,14 @@ def test_scripted_calibration_writes_a_loadable_yaml(emulators, tmp_path):
         for joint in COMMAND_JOINTS:
             assert written[joint] == pytest.approx(SWEEP[arm][joint], abs=tolerance)
     for arm in ARMS:
-        assert calibration.arms[arm]['port'] == emulators[arm].port_path
+        assert calibration.arms[arm]['port'] == arm_emulators[arm].port_path
     # Sections the tool does not measure are kept from the template.
     template = load_calibration('aloha_stationary')
     assert calibration.cameras == template.cameras
     assert calibration.arms['follower_left']['gripper_current_limit'] == 300
     assert calibration.robot == 'lab_aloha'
     # Every motor is left torque-off (the arms were limp for the operator).
-    for emu in emulators.values():
+    for emu in arm_emulators.values():
         assert all(emu.register(i, 'Torque_Enable') == 0 for i in DEFAULT_IDS.values())
 
 
@@ -143,8 +132,8 @@ def test_bad_script_is_refused(tmp_path, capsys):
         capsys.readouterr().err
 
 
-def test_a_gripper_that_did_not_move_fails_the_calibration(emulators):
-    arms = {arm: Arm(parse_arm(arm, {'port': emulators[arm].port_path})) for arm in LEADERS}
+def test_a_gripper_that_did_not_move_fails_the_calibration(arm_emulators):
+    arms = {arm: Arm(parse_arm(arm, {'port': arm_emulators[arm].port_path})) for arm in LEADERS}
     operator = ScriptedOperator({'gripper_open': 0.05, 'gripper_close': 0.05, 'sweep': 0.05},
                                 out=io.StringIO())
     calibrator = Calibrator(arms, operator)
@@ -157,10 +146,10 @@ def test_a_gripper_that_did_not_move_fails_the_calibration(emulators):
         calibrator.close()
 
 
-def test_prompted_leader_calibration_keeps_follower_constants(emulators, tmp_path):
+def test_prompted_leader_calibration_keeps_follower_constants(arm_emulators, tmp_path):
     """The interactive path, with the test as the person at the keyboard: each prompt is
     answered (Enter) after the hands have moved the emulated leader."""
-    arms = {arm: Arm(parse_arm(arm, {'port': emulators[arm].port_path})) for arm in LEADERS}
+    arms = {arm: Arm(parse_arm(arm, {'port': arm_emulators[arm].port_path})) for arm in LEADERS}
     sweep = {'waist': (-0.9, 0.8), 'shoulder': (-1.2, 0.9), 'elbow': (-1.0, 1.3),
              'forearm_roll': (-1.5, 1.5), 'wrist_angle': (-1.2, 1.6),
              'wrist_rotate': (-2.0, 2.0), 'gripper': (-0.06, 0.8)}
@@ -171,13 +160,13 @@ def test_prompted_leader_calibration_keeps_follower_constants(emulators, tmp_pat
         step = len(prompts)
         if step <= 4:                      # open/close left, then open/close right
             arm = LEADERS[(step - 1) // 2]
-            emulators[arm].set_position(DEFAULT_IDS['gripper'],
+            arm_emulators[arm].set_position(DEFAULT_IDS['gripper'],
                                         ticks(GRIPPER[arm][(step - 1) % 2]))
         else:                              # a sweep: this runs while the tool samples
             arm = LEADERS[step - 5]
             for end in (0, 1):
                 for joint, pair in sweep.items():
-                    emulators[arm].set_position(DEFAULT_IDS[joint], ticks(pair[end]))
+                    arm_emulators[arm].set_position(DEFAULT_IDS[joint], ticks(pair[end]))
                 time.sleep(0.15)
         return ''
 

@@ -1,6 +1,5 @@
 """Bus driver, Arm and ArmSupervisor against the emulated bus: config, conversions, faults."""
 import math
-import sys
 import time
 
 import numpy as np
@@ -11,58 +10,48 @@ from cosmos_policy_ros.hardware.arm import Arm, ArmSupervisor
 from cosmos_policy_ros.hardware.arm_config import parse_arm, parse_arms
 from cosmos_policy_ros.hardware.dynamixel.bus import (DynamixelBus, DynamixelCommError,
                                                       MotorInstructionError, PortLostError)
-from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
-
-
-@pytest.fixture
-def follower():
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    with DynamixelEmulator.for_arm('aloha_vx300s') as emu:
-        yield emu
-    sys.setswitchinterval(previous)
 
 
 def follower_config(emu, **extra):
     return parse_arm('follower_left', {'port': emu.port_path, **extra})
 
 
-def test_configure_writes_modes_and_current_limit_with_read_back(follower):
-    arm = Arm(follower_config(follower, gripper_current_limit=250))
+def test_configure_writes_modes_and_current_limit_with_read_back(vx300s_emulator):
+    arm = Arm(follower_config(vx300s_emulator, gripper_current_limit=250))
     settings = arm.connect()
     assert settings[(9, 'Operating_Mode')] == 5 and settings[(9, 'Current_Limit')] == 250
     assert settings[(1, 'Operating_Mode')] == 3 and settings[(1, 'Velocity_Limit')] == 131
     assert settings[(3, 'Secondary_ID')] == 2 and settings[(5, 'Secondary_ID')] == 4
-    assert follower.register(9, 'Current_Limit') == 250          # the motor holds it
+    assert vx300s_emulator.register(9, 'Current_Limit') == 250          # the motor holds it
     # The current limit takes effect: the gripper against an object saturates at it.
     arm.set_torque(True)
-    follower.obstruct(9, 2048)
+    vx300s_emulator.obstruct(9, 2048)
     arm.write_goal(np.array([0, 0, 0, 0, 0, 0, 1.0]))
     time.sleep(0.3)
-    assert abs(follower.register(9, 'Present_Current')) == 250
+    assert abs(vx300s_emulator.register(9, 'Present_Current')) == 250
     # Reconfiguring an already configured arm writes nothing to EEPROM (no torque drop).
-    writes = follower.stats.instructions.get(3, 0)
+    writes = vx300s_emulator.stats.instructions.get(3, 0)
     arm.configure()
-    assert follower.stats.instructions.get(3, 0) - writes == 2 * len(arm.joint_ids)  # RAM
-    assert follower.register(1, 'Torque_Enable') == 1
+    assert vx300s_emulator.stats.instructions.get(3, 0) - writes == 2 * len(arm.joint_ids)  # RAM
+    assert vx300s_emulator.register(1, 'Torque_Enable') == 1
     arm.close()
-    assert follower.register(1, 'Torque_Enable') == 0
+    assert vx300s_emulator.register(1, 'Torque_Enable') == 0
 
 
-def test_eeprom_write_with_torque_on_is_an_instruction_error(follower):
-    bus = DynamixelBus(follower.port_path)
+def test_eeprom_write_with_torque_on_is_an_instruction_error(vx300s_emulator):
+    bus = DynamixelBus(vx300s_emulator.port_path)
     bus.connect()
     bus.write(9, 'Torque_Enable', 1)
     with pytest.raises(MotorInstructionError, match='access error'):
         bus.write(9, 'Current_Limit', 100)
     with bus.torque_disabled([9]):
         bus.write(9, 'Current_Limit', 100, verify=True)
-    assert bus.read(9, 'Torque_Enable') == 1 and follower.register(9, 'Current_Limit') == 100
+    assert bus.read(9, 'Torque_Enable') == 1 and vx300s_emulator.register(9, 'Current_Limit') == 100
     bus.close()
 
 
-def test_ticks_radians_and_gripper_linkage(follower):
-    config = follower_config(follower, joint_offsets={'shoulder': 0.1})
+def test_ticks_radians_and_gripper_linkage(vx300s_emulator):
+    config = follower_config(vx300s_emulator, joint_offsets={'shoulder': 0.1})
     assert config.ticks_to_rad('waist', 2048) == 0.0
     assert config.ticks_to_rad('waist', 3072) == pytest.approx(math.pi / 2)
     assert config.rad_to_ticks('waist', -math.pi / 2) == 1024
@@ -75,7 +64,7 @@ def test_ticks_radians_and_gripper_linkage(follower):
     assert config.finger_position(1.0) > config.finger_position(0.5)
     arm = Arm(config)
     arm.connect()
-    follower.set_position(9, 2048 + 512)
+    vx300s_emulator.set_position(9, 2048 + 512)
     state = arm.read()
     assert state.position[6] == pytest.approx(math.pi / 4, abs=1e-3)
     assert state.position[7] == pytest.approx(config.finger_position(math.pi / 4), abs=1e-4)
@@ -83,38 +72,38 @@ def test_ticks_radians_and_gripper_linkage(follower):
     arm.close()
 
 
-def test_goals_are_clamped_and_non_finite_refused(follower):
-    arm = Arm(follower_config(follower, joint_limits={'gripper': [-0.5, 1.5]}))
+def test_goals_are_clamped_and_non_finite_refused(vx300s_emulator):
+    arm = Arm(follower_config(vx300s_emulator, joint_limits={'gripper': [-0.5, 1.5]}))
     arm.connect()
     arm.set_torque(True)
     sent = arm.write_goal([0.0, -9.0, 0.0, 0.0, 0.0, 0.0, 3.0])
     assert sent[1] == pytest.approx(math.radians(-106)) and sent[6] == 1.5
     time.sleep(0.05)
-    assert follower.motors[2].goal == round(2048 + math.radians(-106) * 4096 / (2 * math.pi))
+    assert vx300s_emulator.motors[2].goal == round(2048 + math.radians(-106) * 4096 / (2 * math.pi))
     with pytest.raises(ValueError, match='non-finite'):
         arm.write_goal([0, float('inf'), 0, 0, 0, 0, 0])
     arm.close()
 
 
-def test_lost_and_corrupt_packets_are_retried_and_counted(follower):
-    bus = DynamixelBus(follower.port_path, num_retry=2)
+def test_lost_and_corrupt_packets_are_retried_and_counted(vx300s_emulator):
+    bus = DynamixelBus(vx300s_emulator.port_path, num_retry=2)
     bus.connect()
-    follower.drop_status(1)
-    follower.corrupt_status(1, ids=[5])
+    vx300s_emulator.drop_status(1)
+    vx300s_emulator.corrupt_status(1, ids=[5])
     states = bus.sync_read_state(range(1, 10))
     assert sorted(states) == list(range(1, 10))
     assert bus.stats.timeouts == 1 and bus.stats.corrupt == 1 and bus.stats.retries == 2
-    follower.drop_status(3, ids=[4])
+    vx300s_emulator.drop_status(3, ids=[4])
     with pytest.raises(DynamixelCommError, match='after 3 tries'):
         bus.read(4, 'Present_Position')
     assert bus.stats.failures == 1
     bus.close()
 
 
-def test_hardware_error_holds_then_recovers_after_the_cause_clears(follower):
-    supervisor = ArmSupervisor(follower_config(follower), retry_period_s=0.05)
+def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulator):
+    supervisor = ArmSupervisor(follower_config(vx300s_emulator), retry_period_s=0.05)
     assert supervisor.start()
-    follower.set_hardware_error(7, 0x20, persistent=True)   # overload on wrist_angle
+    vx300s_emulator.set_hardware_error(7, 0x20, persistent=True)   # overload on wrist_angle
     assert supervisor.cycle().alerts == (7,)
     assert supervisor.state == 'fault'
     diag = supervisor.diagnostics()
@@ -123,41 +112,41 @@ def test_hardware_error_holds_then_recovers_after_the_cause_clears(follower):
     assert not supervisor.set_command(['waist'], [0.3]).accepted
     time.sleep(0.1)
     supervisor.cycle()                       # reboot attempt: the cause persists
-    assert supervisor.state == 'fault' and follower.motors[1].goal == 2048
-    follower.clear_fault_cause(7)
+    assert supervisor.state == 'fault' and vx300s_emulator.motors[1].goal == 2048
+    vx300s_emulator.clear_fault_cause(7)
     time.sleep(0.1)
     supervisor.cycle()
     assert supervisor.state == 'active' and supervisor.counters['recoveries'] == 1
-    assert follower.register(7, 'Torque_Enable') == 1
+    assert vx300s_emulator.register(7, 'Torque_Enable') == 1
     assert supervisor.set_command(['waist'], [0.3]).accepted
     supervisor.cycle()
     time.sleep(0.05)
-    assert follower.motors[1].goal == round(2048 + 0.3 * 4096 / (2 * math.pi))
+    assert vx300s_emulator.motors[1].goal == round(2048 + 0.3 * 4096 / (2 * math.pi))
     supervisor.close()
 
 
-def test_port_vanishing_raises_connection_error_and_reconnects(follower):
-    bus = DynamixelBus(follower.port_path)
+def test_port_vanishing_raises_connection_error_and_reconnects(vx300s_emulator):
+    bus = DynamixelBus(vx300s_emulator.port_path)
     bus.connect()
-    follower.vanish()
+    vx300s_emulator.vanish()
     with pytest.raises(PortLostError) as info:
         bus.read(1, 'Present_Position')
     assert isinstance(info.value, ConnectionError)
-    supervisor = ArmSupervisor(follower_config(follower), retry_period_s=0.05)
+    supervisor = ArmSupervisor(follower_config(vx300s_emulator), retry_period_s=0.05)
     assert not supervisor.start() and supervisor.state == 'port_lost'
     assert 'does not exist' in supervisor.diagnostics().message
-    follower.restore()
+    vx300s_emulator.restore()
     time.sleep(0.1)
     assert supervisor.cycle() is None and supervisor.state == 'active'    # reconnected
     assert supervisor.cycle() is not None
     supervisor.close()
 
 
-def test_bad_input_wrong_id_missing_port_unknown_key(follower, tmp_path):
-    config = follower_config(follower, ids={'gripper': 42})
+def test_bad_input_wrong_id_missing_port_unknown_key(vx300s_emulator, tmp_path):
+    config = follower_config(vx300s_emulator, ids={'gripper': 42})
     with pytest.raises(DynamixelCommError, match=r'motor ID 42 does not answer on .*ttyDXL'):
         Arm(config).connect()
-    leader_ids = parse_arm('leader_left', {'port': follower.port_path})   # wrong models
+    leader_ids = parse_arm('leader_left', {'port': vx300s_emulator.port_path})   # wrong models
     with pytest.raises(RuntimeError, match=r'ID 1 \(waist\) is model 1120 \(XM540-W270\), '
                                            r'expected XM430-W350'):
         Arm(leader_ids).connect()

@@ -1,5 +1,4 @@
 """Protocol 2.0 framing, and the real dynamixel-sdk against the emulated bus."""
-import sys
 import time
 
 import pytest
@@ -8,7 +7,6 @@ from dynamixel_sdk import (COMM_SUCCESS, GroupBulkRead, GroupSyncRead, GroupSync
 
 from cosmos_policy_ros.hardware.dynamixel import protocol as P
 from cosmos_policy_ros.hardware.dynamixel.bus import DynamixelBus
-from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
 
 # FF FF FD FF little-endian: a negative goal in extended position mode.
 HEADER_LIKE_GOAL = -131073
@@ -44,23 +42,14 @@ def test_stuffing_round_trip_and_parse():
 
 
 @pytest.fixture
-def emulator():
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    with DynamixelEmulator.for_arm('aloha_vx300s') as emu:
-        yield emu
-    sys.setswitchinterval(previous)
-
-
-@pytest.fixture
-def sdk_port(emulator):
-    port = PortHandler(emulator.port_path)
+def sdk_port(vx300s_emulator):
+    port = PortHandler(vx300s_emulator.port_path)
     assert port.openPort()
     yield port
     port.closePort()
 
 
-def test_sdk_ping_read_write_reboot(emulator, sdk_port):
+def test_sdk_ping_read_write_reboot(vx300s_emulator, sdk_port):
     ph = Protocol2PacketHandler()
     model, result, error = ph.ping(sdk_port, 9)
     assert (model, result, error) == (1020, COMM_SUCCESS, 0)
@@ -72,11 +61,11 @@ def test_sdk_ping_read_write_reboot(emulator, sdk_port):
     assert ph.write1ByteTxRx(sdk_port, 9, 11, 3) == (COMM_SUCCESS, P.ERR_ACCESS)
     assert ph.read1ByteTxRx(sdk_port, 9, 11)[0] == 5
     assert ph.reboot(sdk_port, 9) == (COMM_SUCCESS, 0)
-    emulator.motors[9].unresponsive_until = 0
+    vx300s_emulator.motors[9].unresponsive_until = 0
     assert ph.read1ByteTxRx(sdk_port, 9, 64) == (0, COMM_SUCCESS, 0)   # torque off after reboot
 
 
-def test_sdk_sync_read_sync_write_bulk_read_and_shadows(emulator, sdk_port):
+def test_sdk_sync_read_sync_write_bulk_read_and_shadows(vx300s_emulator, sdk_port):
     ph = Protocol2PacketHandler()
     for dxl_id in (1, 2, 3):
         ph.write1ByteTxRx(sdk_port, dxl_id, 64, 1)
@@ -84,9 +73,9 @@ def test_sdk_sync_read_sync_write_bulk_read_and_shadows(emulator, sdk_port):
     writer.addParam(1, list(P.le_bytes(1500, 4)))
     writer.addParam(2, list(P.le_bytes(2600, 4)))
     assert writer.txPacket() == COMM_SUCCESS
-    assert eventually(lambda: emulator.motors[1].goal == 1500
-                      and emulator.motors[2].goal == 2600)
-    assert emulator.motors[3].goal == 2600          # shadow (Secondary_ID 2) mirrors ID 2
+    assert eventually(lambda: vx300s_emulator.motors[1].goal == 1500
+                      and vx300s_emulator.motors[2].goal == 2600)
+    assert vx300s_emulator.motors[3].goal == 2600          # shadow (Secondary_ID 2) mirrors ID 2
     reader = GroupSyncRead(sdk_port, ph, 116, 4)
     for dxl_id in (1, 2, 3):
         reader.addParam(dxl_id)
@@ -99,18 +88,18 @@ def test_sdk_sync_read_sync_write_bulk_read_and_shadows(emulator, sdk_port):
     assert (bulk.getData(1, 0, 2), bulk.getData(9, 11, 1)) == (1120, 3)
 
 
-def test_sdk_send_side_stuffing_bug_is_guarded(emulator, sdk_port):
+def test_sdk_send_side_stuffing_bug_is_guarded(vx300s_emulator, sdk_port):
     """dynamixel-sdk 4.1.0 sends FF FF FD unstuffed: the motor misframes it. Ours stuffs."""
     ph = Protocol2PacketHandler()
     assert ph.write1ByteTxRx(sdk_port, 1, 11, 4) == (COMM_SUCCESS, 0)     # extended position
     result, _ = ph.write4ByteTxRx(sdk_port, 1, 116, HEADER_LIKE_GOAL & 0xFFFFFFFF)
-    assert result != COMM_SUCCESS and emulator.stats.framing_errors == 1
-    assert emulator.motors[1].goal == 2048
+    assert result != COMM_SUCCESS and vx300s_emulator.stats.framing_errors == 1
+    assert vx300s_emulator.motors[1].goal == 2048
     sdk_port.closePort()
-    bus = DynamixelBus(emulator.port_path)
+    bus = DynamixelBus(vx300s_emulator.port_path)
     bus.connect()
     bus.write(1, 'Goal_Position', HEADER_LIKE_GOAL)
-    assert emulator.motors[1].goal == HEADER_LIKE_GOAL
+    assert vx300s_emulator.motors[1].goal == HEADER_LIKE_GOAL
     assert bus.read(1, 'Goal_Position') == HEADER_LIKE_GOAL   # stuffed status, de-stuffed
-    assert bus.stats.stuffed_packets == 1 and emulator.stats.framing_errors == 1
+    assert bus.stats.stuffed_packets == 1 and vx300s_emulator.stats.framing_errors == 1
     bus.close()

@@ -4,7 +4,6 @@ arm_driver nodes and the teleop node with its opening ceremony, each in its own 
 The followers move to the start pose, wait there until both leader grippers are closed, then
 track the leaders; after ~/stop they hold their last goal while the leaders move on."""
 import math
-import sys
 import time
 
 import numpy as np
@@ -17,7 +16,6 @@ from cosmos_policy_ros.control.teleop import START_POSE
 from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.graphs.hardware import hardware_nodes
 from cosmos_policy_ros.hardware.arm_config import DEFAULT_IDS
-from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
 from cosmos_policy_ros.names import ARMS, COMMAND_JOINTS, FOLLOWERS, LEADERS
 from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.procs import GraphProcesses
@@ -32,19 +30,6 @@ POSE_C = (0.8, 0.1, 0.1, 0.8, -0.8, 0.9)
 
 def ticks(rad: float) -> int:
     return round(2048 + rad / TICK)
-
-
-@pytest.fixture
-def emulators(tmp_path):
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)           # the emulator threads answer promptly
-    emus = {arm: DynamixelEmulator.for_arm('aloha_wx250s' if arm in LEADERS else 'aloha_vx300s',
-                                           link_path=str(tmp_path / f'ttyDXL_{arm}')).start()
-            for arm in ARMS}
-    yield emus
-    for emu in emus.values():
-        emu.stop()
-    sys.setswitchinterval(previous)
 
 
 def robot_yaml(tmp_path, emus) -> str:
@@ -88,11 +73,11 @@ def wait_for_pose(emus, target_arm, gripper=None, timeout=15.0, tolerance=0.03) 
 
 
 @pytest.mark.slow
-def test_teleop_opening_ceremony_tracking_and_safe_stop(emulators, tmp_path, log_dir,
+def test_teleop_opening_ceremony_tracking_and_safe_stop(arm_emulators, tmp_path, log_dir,
                                                         graph_client):
-    calibration = robot_yaml(tmp_path, emulators)
+    calibration = robot_yaml(tmp_path, arm_emulators)
     for arm in LEADERS:                                   # leaders start with open grippers
-        pose_leader(emulators[arm], (0.0,) * 6, LEADER_OPEN)
+        pose_leader(arm_emulators[arm], (0.0,) * 6, LEADER_OPEN)
     drivers = [NodeSpec(spec.executable, spec.name, spec.namespace,
                         {**spec.parameters, 'rate': 50.0})
                for spec in hardware_nodes(calibration, leaders=True)]
@@ -103,32 +88,32 @@ def test_teleop_opening_ceremony_tracking_and_safe_stop(emulators, tmp_path, log
 
     with GraphProcesses(drivers + [teleop], log_dir) as graph:
         # 1. Opening move: both followers go to the ALOHA start pose.
-        assert wait_for_pose(emulators, START_POSE, timeout=40.0), report(graph)
+        assert wait_for_pose(arm_emulators, START_POSE, timeout=40.0), report(graph)
         # 2. They wait there while the leaders move with open grippers.
         for arm in LEADERS:
-            pose_leader(emulators[arm], POSE_A, LEADER_OPEN)
+            pose_leader(arm_emulators[arm], POSE_A, LEADER_OPEN)
         time.sleep(1.5)
         for arm in FOLLOWERS:
-            assert np.allclose(follower_pose(emulators[arm])[:6], START_POSE, atol=0.03), \
+            assert np.allclose(follower_pose(arm_emulators[arm])[:6], START_POSE, atol=0.03), \
                 report(graph)
         # 3. Closing both leader grippers starts teleop: the followers track the leaders, the
         #    gripper through the preset's leader -> follower mapping.
         for arm in LEADERS:
-            pose_leader(emulators[arm], POSE_A, LEADER_CLOSED)
+            pose_leader(arm_emulators[arm], POSE_A, LEADER_CLOSED)
         closed = float(GRIPPER.leader_to_follower_joint(LEADER_CLOSED))
-        assert wait_for_pose(emulators, POSE_A, closed), report(graph)
+        assert wait_for_pose(arm_emulators, POSE_A, closed), report(graph)
         half_open = 0.4
         for arm in LEADERS:
-            pose_leader(emulators[arm], POSE_B, half_open)
-        assert wait_for_pose(emulators, POSE_B, float(GRIPPER.leader_to_follower_joint(
+            pose_leader(arm_emulators[arm], POSE_B, half_open)
+        assert wait_for_pose(arm_emulators, POSE_B, float(GRIPPER.leader_to_follower_joint(
             half_open))), report(graph)
         # 4. Safe stop: the followers hold POSE_B while the leaders move on.
         response = graph_client.call('/teleop/stop', Trigger, timeout=10.0)
         assert response.success
         for arm in LEADERS:
-            pose_leader(emulators[arm], POSE_C, LEADER_CLOSED)
+            pose_leader(arm_emulators[arm], POSE_C, LEADER_CLOSED)
         time.sleep(2.0)
         for arm in FOLLOWERS:
-            assert np.allclose(follower_pose(emulators[arm])[:6], POSE_B, atol=0.03), \
+            assert np.allclose(follower_pose(arm_emulators[arm])[:6], POSE_B, atol=0.03), \
                 report(graph)
         graph.check_alive()

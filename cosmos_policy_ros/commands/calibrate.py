@@ -6,12 +6,16 @@ from pathlib import Path
 
 import yaml
 
-from cosmos_policy_ros.calibration import (CalibrationError, calibration_path,
-                                           load_calibration)
+from cosmos_policy_ros.calibration import CalibrationError, calibration_path, load_calibration
 from cosmos_policy_ros.hardware.arm import Arm
 from cosmos_policy_ros.hardware.arm_config import parse_arm
-from cosmos_policy_ros.hardware.calibrate import (Calibrator, PromptOperator, ScriptedOperator,
-                                                  updated_calibration, write_calibration)
+from cosmos_policy_ros.hardware.calibrate import (
+    Calibrator,
+    PromptOperator,
+    ScriptedOperator,
+    updated_calibration,
+    write_calibration,
+)
 from cosmos_policy_ros.hardware.dynamixel.bus import DynamixelCommError
 from cosmos_policy_ros.names import ARMS, FOLLOWERS, LEADERS
 from cosmos_policy_ros.paths import share_path

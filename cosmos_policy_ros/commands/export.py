@@ -17,6 +17,8 @@ def add_arguments(parser) -> None:
                         choices=names.CAMERAS, help='cameras to export')
     parser.add_argument('--compress', action='store_true',
                         help='JPEG images with /compress_len (ALOHA compress=True layout)')
+    parser.add_argument('--jpeg-quality', type=int, default=50,
+                        help='JPEG quality with --compress')
     parser.add_argument('--skip-bad-frames', action='store_true',
                         help='drop camera frames with a wrong encoding/size instead of refusing')
     parser.add_argument('--plot', action='store_true',
@@ -80,7 +82,8 @@ def run(args) -> int:
             recover_all(args.bags)
         bags = find_bags(p for p in args.bags if not p.rstrip('/').endswith('.partial'))
         config = ExportConfig(cameras=tuple(args.cameras), calibration=args.calibration,
-                              compress=args.compress, skip_bad_frames=args.skip_bad_frames)
+                              compress=args.compress, jpeg_quality=args.jpeg_quality,
+                              skip_bad_frames=args.skip_bad_frames)
     except (BagError, FileNotFoundError, ValueError) as exc:
         print(f'error: {exc}')
         return 2

@@ -39,6 +39,7 @@ class QueryTrigger:
     margin: float = 0.2           # async auto trigger: seconds added to the latency estimate
     ack_timeout: float = 3.0      # re-query if the controller never saw a published chunk
     dt: float = DT
+    finish_first: bool = False    # sync: wait until the chunk's last action has run (lockstep)
     latency: float | None = None  # moving estimate of inference latency [s]
     _awaiting: float | None = None
     _published_at: float = 0.0
@@ -63,6 +64,8 @@ class QueryTrigger:
             if not acknowledged and now - self._published_at < self.ack_timeout:
                 return False
             self._awaiting = None
+        if self.finish_first and status.state == 'running':
+            return False
         return status.remaining <= self.steps_ahead()
 
     def published(self, stamp: float, now: float, latency: float) -> None:

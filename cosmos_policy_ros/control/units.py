@@ -6,6 +6,7 @@ gripper constants (cosmos_policy_ros.calibration), never a local copy.
 """
 import numpy as np
 
+from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import GripperConstants
 from cosmos_policy_ros.control.safety import GRIPPER_INDICES
 
@@ -24,3 +25,16 @@ def command_to_robot(vectors, gripper: GripperConstants) -> np.ndarray:
     for index in GRIPPER_INDICES:
         out[..., index] = gripper.follower_joint_normalize(out[..., index])
     return out
+
+
+def proprio_from_positions(positions: dict, gripper: GripperConstants) -> np.ndarray:
+    """The policy's 14-d proprio from the followers' joint_states positions
+    ({follower arm: values in names.JOINT_STATE_NAMES order}): arm joints [rad] and the gripper
+    normalised from the left finger position (the ALOHA observation convention)."""
+    finger = names.JOINT_STATE_NAMES.index('left_finger')
+    vector = []
+    for arm in names.FOLLOWERS:
+        position = np.asarray(positions[arm], dtype=np.float64)
+        vector += list(position[:len(names.ARM_JOINTS)])
+        vector.append(float(gripper.follower_position_normalize(position[finger])))
+    return np.asarray(vector, dtype=np.float64)

@@ -25,13 +25,16 @@ def step_list(args, name: str) -> list:
 
 def build(args) -> list:
     use_sim, planning = as_bool(args['use_sim']), as_bool(args['planning'])
+    locked = as_bool(args['lockstep'])
+    if locked and not use_sim:
+        raise ValueError('lockstep:=true needs use_sim:=true (the sim waits for the controller)')
     common = {'use_sim_time': use_sim}
     model = {'preset': args['preset'], 'checkpoint': args['checkpoint'],
              'statistics': args['statistics'], 'text': args['text'], 'device': args['device'],
              'dtype': args['dtype'], 'num_steps': int(args['num_steps']),
              'seed': int(args['seed'])}
     observe = {'task': args['task'], 'calibration': args['calibration'], 'mode': args['mode'],
-               'freshness': float(args['freshness'])}
+               'freshness': float(args['freshness']), 'lockstep': locked}
     nodes = []
     if use_sim:
         nodes.append(NodeSpec('sim_robot', 'sim_robot', parameters={
@@ -39,7 +42,9 @@ def build(args) -> list:
             'camera_rate': float(args['camera_rate']), 'calibration': args['calibration'],
             # Never faster than real time: the 25 Hz controller and the policy's latency
             # live in sim time, and a sim racing ahead starves them of wall time.
-            'realtime_factor_cap': 1.0}))
+            'realtime_factor_cap': 1.0, 'lockstep': locked,
+            'success_rate': 25.0 if locked else 10.0,
+            'episode_seconds': float(args['episode_seconds'])}))
     else:
         from cosmos_policy_ros.graphs.hardware import hardware_nodes
         nodes += hardware_nodes(args['calibration'], leaders=False)
@@ -58,7 +63,8 @@ def build(args) -> list:
         **common, 'calibration': args['calibration'], 'mode': args['mode'],
         'chunk_topic': names.PLANNED_CHUNK_TOPIC if planning else names.ACTION_CHUNK_TOPIC,
         'max_chunk_age': float(args['max_chunk_age']),
-        'max_step_rad': float(args['max_step_rad']), 'steady_timer': not use_sim}))
+        'max_step_rad': float(args['max_step_rad']), 'steady_timer': not use_sim,
+        'lockstep': locked}))
     return nodes
 
 
@@ -95,6 +101,10 @@ GRAPH = register(Graph(
         'max_chunk_age': GraphArg('2.0', 'controller rejects chunks older than this [s]'),
         'max_step_rad': GraphArg('0.1', 'largest arm joint change per 25 Hz tick [rad]'),
         'camera_rate': GraphArg('25.0', 'sim camera rate [Hz of sim time]'),
+        'lockstep': GraphArg('false', 'sim advances only while a chunk runs (evaluation: the '
+                             'result does not depend on machine speed)', ('true', 'false')),
+        'episode_seconds': GraphArg('0', 'lockstep: sim stops after this long per episode '
+                                    '(0: never)'),
         'calibration': GraphArg('aloha_sim', 'calibration/<name>.yaml (limits, gripper)'),
     },
     build=build,

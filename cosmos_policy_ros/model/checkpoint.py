@@ -32,6 +32,7 @@ from cosmos_policy_ros.model.vae import WanVAE
 FORMAT = 'cosmos-policy-ros/checkpoint-v1'
 WEIGHTS_FILE = 'model.safetensors'
 CONFIG_FILE = 'config.yaml'
+STATISTICS_FILE = 'dataset_statistics.json'   # written beside the weights by `train`
 _RELEASE_PREFIXES = ('net.', 'net_ema.')
 
 
@@ -248,3 +249,33 @@ def load_checkpoint(directory: str | Path) -> LoadedCheckpoint:
             raise CheckpointError(f'{weights}: module {name!r} has {len(states[name])} tensors, '
                                   f'{config_path.name} says {count}; the files do not match')
     return LoadedCheckpoint(states, preset, dict(config.get('extra') or {}))
+
+
+def shipped_models() -> list[str]:
+    """Names of the trained checkpoints shipped under models/ (directories with weights)."""
+    from cosmos_policy_ros.paths import share_path
+    root = share_path('models')
+    return sorted(p.name for p in root.iterdir() if (p / WEIGHTS_FILE).is_file()) \
+        if root.is_dir() else []
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint path as given, or the name of a shipped model (models/<name>/)."""
+    from cosmos_policy_ros.paths import share_path
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = share_path('models', str(name_or_path))
+    if '/' not in str(name_or_path) and (shipped / WEIGHTS_FILE).is_file():
+        return shipped
+    raise CheckpointError(f'checkpoint {str(name_or_path)!r} is neither a file/directory nor a '
+                          f'shipped model; shipped models: {shipped_models()}')
+
+
+def checkpoint_statistics(checkpoint: str | Path) -> Path | None:
+    """The dataset statistics saved with one of our checkpoints, if any."""
+    if not checkpoint:
+        return None
+    path = resolve_checkpoint(checkpoint)
+    candidate = path / STATISTICS_FILE if path.is_dir() else None
+    return candidate if candidate is not None and candidate.is_file() else None

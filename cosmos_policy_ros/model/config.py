@@ -177,7 +177,7 @@ class ModelPreset:
         return self.image_size // self.vae.spatial_compression
 
 
-def _build(cls, data: Any, where: str):
+def build_config(cls, data: Any, where: str):
     """cls(**data) with errors naming the unknown/missing field and the valid ones."""
     if not isinstance(data, Mapping):
         raise ConfigError(f'{where}: expected a mapping of {cls.__name__} fields, '
@@ -202,10 +202,10 @@ def preset_from_dict(data: Any, where: str = 'preset') -> ModelPreset:
                           f'got {type(data).__name__}')
     data = dict(data)
     _require('dit' in data, f'{where}: missing required section "dit"')
-    data['dit'] = _build(DiTConfig, data['dit'], f'{where}: dit')
+    data['dit'] = build_config(DiTConfig, data['dit'], f'{where}: dit')
     if 'vae' in data:
-        data['vae'] = _build(VAEConfig, data['vae'] or {}, f'{where}: vae')
-    return _build(ModelPreset, data, where)
+        data['vae'] = build_config(VAEConfig, data['vae'] or {}, f'{where}: vae')
+    return build_config(ModelPreset, data, where)
 
 
 def preset_to_dict(preset: ModelPreset) -> dict:

@@ -111,15 +111,18 @@ def add_noise(x0_B_C_T_H_W: torch.Tensor, sigma_B: torch.Tensor,
 
 def diffusion_loss(x0_B_C_T_H_W: torch.Tensor, x0_pred_B_C_T_H_W: torch.Tensor,
                    sigma_B: torch.Tensor, loss_mask_B_T: torch.Tensor | None = None,
-                   loss_scale: float = LOSS_SCALE) -> torch.Tensor:
+                   loss_scale: float = LOSS_SCALE, per_sample: bool = False) -> torch.Tensor:
     """mean((x0 - x0_pred)^2 * (1+sigma)^2 / sigma^2) * loss_scale (= velocity MSE * 10).
 
     loss_mask_B_T multiplies the per-element loss before the mean over all elements, as the
     reference does (so a masked loss is not renormalised by the number of kept frames).
+    per_sample returns the (B,) means instead (their mean is the scalar loss).
     """
     weight_B = ((1 + sigma_B) / sigma_B) ** 2
     loss = (x0_B_C_T_H_W - x0_pred_B_C_T_H_W).float() ** 2 * weight_B.float()[:, None, None,
                                                                               None, None]
     if loss_mask_B_T is not None:
         loss = loss * loss_mask_B_T.to(loss)[:, None, :, None, None]
+    if per_sample:
+        return loss.flatten(1).mean(1) * loss_scale
     return loss.mean() * loss_scale

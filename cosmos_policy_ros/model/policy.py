@@ -18,7 +18,6 @@ import torch
 
 from cosmos_policy_ros.model import layout as L
 from cosmos_policy_ros.model.config import ModelPreset, get_preset
-from cosmos_policy_ros.model.diffusion import Conditioning, denoise
 from cosmos_policy_ros.model.layout import LatentLayout, Role, SampleKind, ValueMode
 from cosmos_policy_ros.model.normalization import (
     DatasetStatistics,
@@ -30,7 +29,7 @@ from cosmos_policy_ros.model.preprocess import (
     preprocess_image,
     to_model_tensor,
 )
-from cosmos_policy_ros.model.sampler import SamplerConfig, initial_noise, sample
+from cosmos_policy_ros.model.sampler import SamplerConfig, generate
 from cosmos_policy_ros.model.text import TextEmbeddings
 from cosmos_policy_ros.names import CHUNK_LENGTH, STATE_DIM
 
@@ -108,9 +107,10 @@ class CosmosPolicy:
                     statistics: str | Path | DatasetStatistics | None = None, text=None,
                     device: str = 'cpu', dtype: str = 'float32', init_seed: int = 0,
                     **kwargs) -> 'CosmosPolicy':
-        """checkpoint: None (random init, seeded), a released .pt (with tokenizer.pth beside it)
-        or a directory written by model.checkpoint.save_checkpoint. text: see
-        TextEmbeddings.from_source. statistics: the dataset statistics JSON (None: identity)."""
+        """checkpoint: None (random init, seeded), a released .pt (with tokenizer.pth beside it),
+        a directory written by model.checkpoint.save_checkpoint / `train`, or the name of a
+        shipped model (models/<name>/). text: see TextEmbeddings.from_source. statistics: the
+        dataset statistics JSON (None: the checkpoint's own, else identity)."""
         from cosmos_policy_ros.model.dit import DiT
         from cosmos_policy_ros.model.vae import WanVAE
         preset = preset if isinstance(preset, ModelPreset) else get_preset(preset)
@@ -119,7 +119,11 @@ class CosmosPolicy:
                 torch.manual_seed(init_seed)
                 dit, vae = DiT(preset.dit), WanVAE(preset.vae)
         else:
-            preset, dit, vae = _load_weights(preset, Path(checkpoint))
+            from cosmos_policy_ros.model.checkpoint import checkpoint_statistics, resolve_checkpoint
+            checkpoint = resolve_checkpoint(checkpoint)
+            preset, dit, vae = _load_weights(preset, checkpoint)
+            statistics = statistics if statistics is not None else checkpoint_statistics(
+                checkpoint)
         if statistics is not None and not isinstance(statistics, DatasetStatistics):
             statistics = load_statistics(statistics)
         text = TextEmbeddings.from_source(text, preset.text_tokens, preset.text_dim,
@@ -194,13 +198,9 @@ class CosmosPolicy:
         return seeds
 
     # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
     def _generate(self, gt: torch.Tensor, mask_B_T: torch.Tensor, text: torch.Tensor,
                   seeds: list[int], num_steps: int) -> torch.Tensor:
-        condition = Conditioning(gt, mask_B_T.to(self.device), text)
-        noise = initial_noise(gt.shape[1:], seeds, self.sampler.sigma_max).to(self.device)
-        return sample(lambda x, sigma: denoise(self.dit, x, sigma, condition), noise, num_steps,
-                      self.sampler)
+        return generate(self.dit, gt, mask_B_T, text, seeds, num_steps, self.sampler)
 
     def _mask(self, kind: SampleKind, batch: int, value_mode=ValueMode.V_SAS) -> torch.Tensor:
         mask = torch.from_numpy(self.layout.condition_mask(kind, value_mode))

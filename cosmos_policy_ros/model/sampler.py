@@ -111,3 +111,17 @@ def sample(x0_fn: X0Fn, x_init: torch.Tensor, num_steps: int,
             x = torch.exp(-dt) * x + dt * (b1 * x0 + b2 * x0_prev)
         x0_prev = x0
     return evaluate(x, float(sigmas[-1])).to(torch.float32)
+
+
+def generate(net, gt_B_C_T_H_W: torch.Tensor, mask_B_T: torch.Tensor, text_B_N_D: torch.Tensor,
+             seeds: Sequence[int], num_steps: int,
+             config: SamplerConfig = SamplerConfig()) -> torch.Tensor:
+    """Sample the frames where mask_B_T is False, conditioned on the clean frames of gt
+    (policy, world model and value queries alike); one noise seed per row."""
+    from cosmos_policy_ros.model.diffusion import Conditioning, denoise
+    device = gt_B_C_T_H_W.device
+    condition = Conditioning(gt_B_C_T_H_W, mask_B_T.to(device), text_B_N_D)
+    noise = initial_noise(gt_B_C_T_H_W.shape[1:], seeds, config.sigma_max).to(device)
+    with torch.no_grad():
+        return sample(lambda x, sigma: denoise(net, x, sigma, condition), noise, num_steps,
+                      config)

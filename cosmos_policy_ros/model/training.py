@@ -94,17 +94,25 @@ def diffusion_training_loss(net, x0_B_C_T_H_W: torch.Tensor, text_emb_B_N_D: tor
                             condition_mask_B_T: torch.Tensor, loss_mask_B_T: torch.Tensor,
                             noise: TrainingNoise = TrainingNoise(),
                             generator: torch.Generator | None = None,
-                            use_loss_mask: bool = True):
-    """(loss, sigma_B): noise x0 at one sigma per sample, predict x0, weighted MSE."""
+                            use_loss_mask: bool = True, sigma_B: torch.Tensor | None = None,
+                            eps_B_C_T_H_W: torch.Tensor | None = None,
+                            per_sample: bool = False):
+    """(loss, sigma_B): noise x0 at one sigma per sample, predict x0, weighted MSE.
+    sigma_B / eps_B_C_T_H_W, when given, replace the draws from `generator` (a data-parallel
+    rank passes its rows of the global batch's draws)."""
     batch, frames = x0_B_C_T_H_W.shape[0], x0_B_C_T_H_W.shape[2]
-    sigma_B = noise.sample(batch, frames, generator).to(x0_B_C_T_H_W.device)
-    eps = torch.randn(x0_B_C_T_H_W.shape, generator=generator).to(x0_B_C_T_H_W)
+    if sigma_B is None:
+        sigma_B = noise.sample(batch, frames, generator)
+    if eps_B_C_T_H_W is None:
+        eps_B_C_T_H_W = torch.randn(x0_B_C_T_H_W.shape, generator=generator)
+    sigma_B = sigma_B.to(x0_B_C_T_H_W.device)
+    eps = eps_B_C_T_H_W.to(x0_B_C_T_H_W)
     x_sigma = add_noise(x0_B_C_T_H_W, sigma_B, eps)
     condition = Conditioning(x0_B_C_T_H_W, condition_mask_B_T.to(x0_B_C_T_H_W.device),
                              text_emb_B_N_D.to(x0_B_C_T_H_W.device))
     x0_pred = denoise(net, x_sigma, sigma_B, condition)
     mask = loss_mask_B_T.to(x0_B_C_T_H_W.device) if use_loss_mask else None
-    return diffusion_loss(x0_B_C_T_H_W, x0_pred, sigma_B, mask), sigma_B
+    return diffusion_loss(x0_B_C_T_H_W, x0_pred, sigma_B, mask, per_sample=per_sample), sigma_B
 
 
 def value_targets(episode_length: int, reward: float = 1.0, gamma: float = 0.998) -> np.ndarray:

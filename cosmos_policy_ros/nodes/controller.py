@@ -12,6 +12,12 @@ Each tick takes the executor's target (control.chunks), or holds the last safe t
 idle, e-stopped or while the watchdog is engaged (late camera/joint states, or no chunk for
 `chunk_timeout`); every target passes control.safety.SafetyGate. A chunk that is stale,
 non-finite, the wrong size, has unknown names or arrives during a hold is rejected and counted.
+
+`lockstep: true` (control.lockstep, sim evaluation): commands are published only while a
+chunk runs (the sim waits for them), a sync chunk starts at the tick of its observation stamp
+(a chunk ahead of this node's clock waits for it), a new episode (told by the stamp) drops the
+chunk and re-seeds the gate from that episode's joint states, and chunks of another episode
+are rejected.
 """
 import struct
 import threading
@@ -23,12 +29,14 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control import lockstep
 from cosmos_policy_ros.control.chunks import MODES, ChunkExecutor, StepStats, check_chunk
 from cosmos_policy_ros.control.safety import GRIPPER_INDICES, SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.trigger import ControllerStatus
@@ -63,6 +71,8 @@ PARAMS = (
     Param('steady_timer', False, 'pace the tick on the steady clock (hardware) instead of '
           'the node clock (sim time in sim)', read_only=True),
     Param('diagnostics_period', 1.0, 'diagnostics period [s, steady clock]', min=0.05),
+    Param('lockstep', False, 'sim lockstep: command only while a chunk runs (evaluation)',
+          read_only=True),
 )
 
 
@@ -99,6 +109,11 @@ class Controller(Node):
         self.state, self.reason = 'waiting', 'no joint states yet'
         self.intervals = deque(maxlen=1000)   # node-clock tick intervals [s]
         self.last_tick = None
+        self.measured_stamp = {}              # arm -> stamp [s] of the measured position
+        self.episode = None                   # lockstep episode index
+        self.deferred = None                  # lockstep: a chunk ahead of this node's clock
+        self.commanded_at = None              # time of the last published command
+        self.sim_now = None                   # lockstep: the newest /clock instant
 
         reliable = QoSProfile(depth=10)
         self.command_pubs = {arm: self.create_publisher(JointState,
@@ -124,16 +139,34 @@ class Controller(Node):
         self.create_subscription(Bool, names.ESTOP_TOPIC, self.on_estop, reliable,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(1.0 / p.output_rate, self.tick,
-                          callback_group=MutuallyExclusiveCallbackGroup(),
-                          clock=steady if p.steady_timer else None)
+        if p.lockstep:
+            # Tick on every new sim instant (a timer could skip the instant the sim waits at).
+            self.create_subscription(ClockMsg, '/clock', self.on_clock, QoSProfile(depth=10),
+                                     callback_group=MutuallyExclusiveCallbackGroup())
+        else:
+            self.create_timer(1.0 / p.output_rate, self.tick,
+                              callback_group=MutuallyExclusiveCallbackGroup(),
+                              clock=steady if p.steady_timer else None)
         self.create_timer(p.diagnostics_period, self.publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup(), clock=steady)
         self.get_logger().info(f'controller: {p.mode} mode on {p.chunk_topic}, '
                                f'{p.output_rate} Hz, max step {p.max_step_rad} rad/tick')
 
     def now(self) -> float:
+        if self.params.lockstep:
+            return self.sim_now if self.sim_now is not None else 0.0
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_clock(self, msg: ClockMsg) -> None:
+        """Lockstep: tick on every clock message. A repeated instant (the paused sim's
+        heartbeat) ticks again without commanding twice: it re-sends the status and picks up
+        joint states that arrived after the first tick."""
+        now = msg.clock.sec + msg.clock.nanosec * 1e-9
+        with self.lock:
+            if self.sim_now is not None and now < self.sim_now:
+                return
+            self.sim_now = now
+        self.tick()
 
     # -- inputs -----------------------------------------------------------------------------
     def on_joint_state(self, arm: str, msg: JointState) -> None:
@@ -143,9 +176,14 @@ class Controller(Node):
                                     f'{list(names.COMMAND_JOINTS)}', throttle_duration_sec=5.0)
             return
         position = np.array([msg.position[index[n]] for n in names.COMMAND_JOINTS])
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         with self.lock:
+            if self.params.lockstep and self.episode is not None and \
+                    lockstep.episode_of(stamp) != self.episode:
+                return                        # from another episode: never seeds the gate
             self.measured[arm] = position
-            self.watchdog.feed(arm, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+            self.measured_stamp[arm] = stamp
+            self.watchdog.feed(arm, stamp)
 
     def on_camera(self, camera: str, data: bytes) -> None:
         with self.lock:
@@ -165,45 +203,85 @@ class Controller(Node):
         chunk = from_msg(msg, source=self.params.chunk_topic)
         with self.lock:
             now = self.now()
-            self.last_chunk_stamp = max(self.last_chunk_stamp, chunk.stamp)
-            check = check_chunk(chunk, now, self.params.max_chunk_age)
-            reasons = list(check.reasons)
-            if check.ok and self.estop:
-                reasons.append('e-stop engaged')
-            # A chunk is refused while observations are late; a watchdog engaged only by
-            # the chunk timeout is what this very chunk ends.
-            if check.ok and set(self.watchdog.late) - {'chunk'}:
-                reasons.append(f'watchdog engaged ({"; ".join(self.watchdog.reasons)})')
-            if reasons:
-                self.counts['chunks_rejected'] += 1
-                self.last_reject = '; '.join(reasons)
-                self.get_logger().error(f'chunk rejected: {self.last_reject}',
-                                        throttle_duration_sec=1.0)
+            if self.params.lockstep:
+                self.lockstep_episode(now)
+            if self.params.lockstep and chunk.stamp > now:
+                self.deferred = chunk         # the clock has not reached its stamp yet
                 return
-            positions = robot_to_command(check.chunk.positions, self.gripper)
-            self.executor_.submit(positions, chunk.stamp, now)
-            self.watchdog.feed('chunk', now)
-            self.counts['chunks_accepted'] += 1
+            self.accept_chunk(chunk, now)
+
+    def accept_chunk(self, chunk, now: float) -> None:
+        """Check and submit a chunk (call with the lock held)."""
+        self.last_chunk_stamp = max(self.last_chunk_stamp, chunk.stamp)
+        check = check_chunk(chunk, now, self.params.max_chunk_age)
+        reasons = list(check.reasons)
+        if check.ok and self.estop:
+            reasons.append('e-stop engaged')
+        # A chunk is refused while observations are late; a watchdog engaged only by
+        # the chunk timeout is what this very chunk ends.
+        if check.ok and set(self.watchdog.late) - {'chunk'}:
+            reasons.append(f'watchdog engaged ({"; ".join(self.watchdog.reasons)})')
+        if check.ok and self.params.lockstep and \
+                lockstep.episode_of(chunk.stamp) != lockstep.episode_of(now):
+            reasons.append('observation from a previous episode')
+        if reasons:
+            self.counts['chunks_rejected'] += 1
+            self.last_reject = '; '.join(reasons)
+            self.get_logger().error(f'chunk rejected: {self.last_reject}',
+                                    throttle_duration_sec=1.0)
+            return
+        positions = robot_to_command(check.chunk.positions, self.gripper)
+        self.executor_.submit(positions, chunk.stamp, now)
+        self.watchdog.feed('chunk', now)
+        self.counts['chunks_accepted'] += 1
+        if self.params.lockstep:
+            self.tick_locked(now)         # the sim waits at the observation's instant
 
     # -- the 25 Hz loop ---------------------------------------------------------------------
     def tick(self) -> None:
         with self.lock:
             now = self.now()
-            if self.last_tick is not None:
-                self.intervals.append(now - self.last_tick)
-            self.last_tick = now
-            if self.gate.last_safe is None:
-                if len(self.measured) < len(names.FOLLOWERS):
-                    return self.publish_status(now)
-                self.gate.reset(np.concatenate([self.measured[a] for a in names.FOLLOWERS]))
-            command, boundary = self.choose_target(now)
-            self.raw_steps.add(command, boundary)
-            result = self.gate.apply(command)
-            if result.held:
-                self.reason = f'target rejected by the safety gate: {result.reason}'
-            self.sent_steps.add(result.target, boundary)
-            self.publish_commands(result.target, now)
-            self.publish_status(now)
+            if self.params.lockstep:
+                self.lockstep_episode(now)
+                if self.deferred is not None and self.deferred.stamp <= now:
+                    chunk, self.deferred = self.deferred, None
+                    self.accept_chunk(chunk, now)
+            self.tick_locked(now)
+
+    def lockstep_episode(self, now: float) -> None:
+        """A new lockstep episode (sim reset): drop chunks, re-seed the gate from its states."""
+        episode = lockstep.episode_of(now)
+        if episode == self.episode:
+            return
+        self.episode = episode
+        self.executor_.clear()
+        self.gate.last_safe = None
+        self.deferred = None
+        start = lockstep.episode_start(episode)
+        self.measured = {a: p for a, p in self.measured.items()
+                         if self.measured_stamp.get(a, -1.0) >= start}
+
+    def tick_locked(self, now: float) -> None:
+        if self.params.lockstep and self.commanded_at == now:
+            return                            # this instant is commanded already
+        if self.last_tick is not None and now > self.last_tick:
+            self.intervals.append(now - self.last_tick)
+        self.last_tick = now
+        if self.gate.last_safe is None:
+            if len(self.measured) < len(names.FOLLOWERS):
+                return self.publish_status(now)
+            self.gate.reset(np.concatenate([self.measured[a] for a in names.FOLLOWERS]))
+        command, boundary = self.choose_target(now)
+        if self.params.lockstep and self.state != 'running':
+            return self.publish_status(now)   # no command: the sim stays at this instant
+        self.raw_steps.add(command, boundary)
+        result = self.gate.apply(command)
+        if result.held:
+            self.reason = f'target rejected by the safety gate: {result.reason}'
+        self.sent_steps.add(result.target, boundary)
+        self.publish_commands(result.target, now)
+        self.commanded_at = now
+        self.publish_status(now)
 
     def choose_target(self, now: float) -> tuple:
         """(14-d desired command, boundary flag); a hold is the last safe target."""

@@ -18,6 +18,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control import lockstep
 from cosmos_policy_ros.control.trigger import QueryTrigger
 from cosmos_policy_ros.nodes.policy import PARAMS as POLICY_PARAMS
 from cosmos_policy_ros.nodes.policy import load_model, model_info
@@ -74,8 +75,9 @@ class Planner(Node):
         self.inputs = ObservationInputs(self, load_calibration(p.calibration).gripper,
                                         p.freshness, p.sync_slop, callback_group=group)
         self.loop = QueryLoop(self, self.inputs,
-                              QueryTrigger(mode=p.mode, trigger_steps=p.async_trigger_steps),
-                              self.infer, callback_group=group)
+                              QueryTrigger(mode=p.mode, trigger_steps=p.async_trigger_steps,
+                                           finish_first=p.lockstep),
+                              self.infer, callback_group=group, lockstep=p.lockstep)
         info = model_info(p, {'task': p.task, 'instruction': self.instruction, 'mode': p.mode,
                               'planning': True, 'planning_checkpoint': p.planning_checkpoint,
                               'num_candidates': p.num_candidates,
@@ -90,8 +92,9 @@ class Planner(Node):
         obs = self.inputs.assemble(raw)
         observation = Observation(images=obs.images, proprio=obs.proprio,
                                   task=self.instruction)
-        plan = self.best_of_n.plan(observation,
-                                   seed=self.config.base_seed + 1000 * self.queries)
+        seed = (lockstep.noise_seed(self.params.seed, raw.stamp_ns * 1e-9)
+                if self.params.lockstep else self.config.base_seed + 1000 * self.queries)
+        plan = self.best_of_n.plan(observation, seed=seed)
         self.queries += 1
         publish_start = time.perf_counter()
         self.chunk_pub.publish(to_msg(plan.chunk, raw.stamp_ns))

@@ -23,6 +23,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control import lockstep
 from cosmos_policy_ros.control.chunks import MODES
 from cosmos_policy_ros.control.trigger import QueryTrigger
 from cosmos_policy_ros.params import Param
@@ -39,7 +40,8 @@ MODEL_PARAMS = (
           read_only=True),
     Param('checkpoint', '', "policy weights; '' runs the preset UNTRAINED (random weights)",
           read_only=True),
-    Param('statistics', '', "dataset statistics JSON; '' uses config/sim_statistics.json",
+    Param('statistics', '', "dataset statistics JSON; '' = the checkpoint's, else "
+          'config/sim_statistics.json',
           read_only=True),
     Param('text', 'minilm', "text embeddings: T5 pickle/safetensors cache path or 'minilm'",
           read_only=True),
@@ -63,6 +65,9 @@ PARAMS = MODEL_PARAMS + OBSERVATION_PARAMS + (
     Param('async_trigger_steps', -1, 'async: query when <= this many actions remain '
           '(-1: from the measured latency + margin)', min=-1, max=50),
     Param('decode_future', False, 'decode and publish predicted future images'),
+    Param('lockstep', False, 'sim lockstep (control.lockstep): query on finished chunks with '
+          'observations after them; noise seeds from the episode seed and chunk index',
+          read_only=True),
 )
 
 
@@ -73,7 +78,9 @@ def load_model(p):
     from cosmos_policy_ros.model.policy import CosmosPolicy
     if p.torch_threads:
         torch.set_num_threads(p.torch_threads)
-    statistics = p.statistics or str(share_path('config', 'sim_statistics.json'))
+    from cosmos_policy_ros.model.checkpoint import checkpoint_statistics
+    statistics = (p.statistics or checkpoint_statistics(p.checkpoint)
+                  or str(share_path('config', 'sim_statistics.json')))
     return CosmosPolicy.from_config(preset=p.preset, checkpoint=p.checkpoint or None,
                                     statistics=statistics, text=p.text, device=p.device,
                                     dtype=p.dtype)
@@ -109,8 +116,9 @@ class Policy(Node):
         self.inputs = ObservationInputs(self, load_calibration(p.calibration).gripper,
                                         p.freshness, p.sync_slop, callback_group=group)
         self.loop = QueryLoop(self, self.inputs,
-                              QueryTrigger(mode=p.mode, trigger_steps=p.async_trigger_steps),
-                              self.infer, callback_group=group)
+                              QueryTrigger(mode=p.mode, trigger_steps=p.async_trigger_steps,
+                                           finish_first=p.lockstep),
+                              self.infer, callback_group=group, lockstep=p.lockstep)
         info = model_info(p, {'task': p.task, 'instruction': self.instruction, 'mode': p.mode})
         self.info_pub.publish(String(data=json.dumps(info)))
         self.get_logger().info(f'policy: preset {p.preset}, {info["status"]}, {p.mode} mode, '
@@ -126,8 +134,10 @@ class Policy(Node):
         observation = Observation(images=obs.images, proprio=obs.proprio,
                                   task=self.instruction)
         model_start = time.perf_counter()
-        out = self.model.predict(observation, num_steps=p.num_steps,
-                                 seeds=p.seed + self.queries, decode_future=p.decode_future)
+        seed = (lockstep.noise_seed(p.seed, raw.stamp_ns * 1e-9) if p.lockstep
+                else p.seed + self.queries)
+        out = self.model.predict(observation, num_steps=p.num_steps, seeds=seed,
+                                 decode_future=p.decode_future)
         self.queries += 1
         model_s = time.perf_counter() - model_start
         publish_start = time.perf_counter()
@@ -148,7 +158,7 @@ class Policy(Node):
             'publish_s': published - publish_start,
             'camera_to_publish_s': published_mono - raw.newest_receive,
             'inference_total_s': published - started, 'obs_age_at_publish_s': node_latency,
-            'value': value, 'untrained': not p.checkpoint,
+            'value': value, 'untrained': not p.checkpoint, 'noise_seed': seed,
             'model_stages_s': {k: float(v) for k, v in (out.timings or {}).items()}}
         self.latency_pub.publish(String(data=json.dumps(latency)))
         self.marker_pub.publish(value_markers(f'value {value:.2f}  model {model_s:.2f} s'

@@ -31,6 +31,12 @@ success now, message JSON {reward, max_reward, episode, seed}.
 
 Physics and rendering run in their own thread (the EGL context lives there), so services,
 commands and parameter changes are answered while it runs.
+
+`lockstep: true` (control.lockstep) makes the sim advance one 40 ms control period only when
+both arms' commands stamped with its current time have arrived, and stop after
+`episode_seconds` of an episode; episode k starts at sim time (k + 1) * 1000 s. Commands
+stamped at another time are dropped (counted as out_of_step). While paused it re-publishes
+its clock and joint states and renders the cameras of the current instant.
 """
 import json
 import threading
@@ -50,6 +56,7 @@ from std_srvs.srv import Trigger
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control import lockstep
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import image, params
 from cosmos_policy_ros.ros.main import run
@@ -74,6 +81,10 @@ PARAMS = (
     Param('publish_cameras', True, 'render and publish the cameras'),
     Param('disabled_cameras', [''], "cameras not published (names.CAMERAS; [''] = none)"),
     Param('diagnostics_period', 1.0, 'diagnostics publish period [wall s]', min=0.05),
+    Param('lockstep', False, 'advance only on commands stamped with the sim time (eval)',
+          read_only=True),
+    Param('episode_seconds', 0.0, 'lockstep: stop advancing after this long per episode '
+          '(0: never)', min=0.0, max=lockstep.EPISODE_PERIOD / 2, read_only=True),
     Param('joint_states_topics', [names.joint_states_topic(a) for a in names.FOLLOWERS],
           'joint_states topics [left, right]', read_only=True),
     Param('command_topics', [names.joint_command_topic(a) for a in names.FOLLOWERS],
@@ -122,9 +133,17 @@ class SimRobot(Node):
         self._pending = {side: {} for side in names.SIDES}
         self._reset_ns = 0
         self._stats = {side: {'rejected': 0, 'clamped': 0, 'accepted': 0, 'before_reset': 0,
-                              'last_error': ''}
+                              'out_of_step': 0, 'last_error': ''}
                        for side in names.SIDES}
         self._rtf = 0.0
+        # Lockstep state, guarded by _tick: the commands for the current instant, the episode's
+        # start, and the instant whose cameras were rendered last (with their images).
+        self._lockstep = p.lockstep
+        self._tick = threading.Condition()
+        self._tick_commands = {}
+        self._episode_start_ns = 0
+        self._rendered = (None, {})
+        self._success_ns = None                   # sim time the episode first succeeded
 
         reliable = QoSProfile(depth=10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -174,6 +193,14 @@ class SimRobot(Node):
             self.get_logger().error(f'rejected: {exc}', throttle_duration_sec=2.0)
             return
         stamp_ns = to_ns(msg.header.stamp)
+        if self._lockstep:
+            with self._tick:
+                if stamp_ns != self._clock_ns:
+                    self._stats[side]['out_of_step'] += 1
+                    return
+                self._tick_commands[side] = command
+                self._tick.notify_all()
+            return
         with self._pending_lock:
             if stamp_ns and stamp_ns < self._reset_ns:
                 self._stats[side]['before_reset'] += 1     # meant for the previous episode
@@ -194,9 +221,17 @@ class SimRobot(Node):
         info = self.sim.reset(self._seed)
         self._seed += 1
         self._episode += 1
+        if self._lockstep:
+            with self._tick:
+                self._clock_ns = round(lockstep.episode_start(self._episode) * 1e9)
+                self._episode_start_ns = self._clock_ns
+                self._tick_commands = {}
+                self._tick.notify_all()
+            self._clock_pub.publish(ClockMsg(clock=from_ns(self._clock_ns)))
         with self._pending_lock:
             self._pending = {side: {} for side in names.SIDES}
             self._reset_ns = self._clock_ns
+        self._success_ns = None
         episode = {'episode': self._episode, **info.as_dict(),
                    'instruction': self.sim.task.instruction,
                    'sim_time': self._clock_ns / 1e9}
@@ -214,7 +249,11 @@ class SimRobot(Node):
     def _on_success_query(self, request, response):
         with self._sim_lock:
             report = {'reward': self.sim.reward, 'max_reward': self.sim.max_reward,
-                      'episode': self._episode, 'seed': self.sim.episode.seed}
+                      'episode': self._episode, 'seed': self.sim.episode.seed,
+                      'sim_time': self._clock_ns / 1e9,
+                      'episode_time': (self._clock_ns - self._reset_ns) / 1e9,
+                      'success_time': None if self._success_ns is None else
+                      (self._success_ns - self._reset_ns) / 1e9}
             response.success = self.sim.success()
         response.message = json.dumps(report)
         return response
@@ -222,7 +261,7 @@ class SimRobot(Node):
     # -- physics thread ---------------------------------------------------------------------
     def _physics_loop(self) -> None:
         try:
-            self._run_physics()
+            self._run_lockstep() if self._lockstep else self._run_physics()
         except Exception:  # noqa: BLE001 - report, then end the node non-zero
             if self._stop.is_set() or not self.context.ok():
                 return          # shutting down: publishers are already gone
@@ -252,6 +291,8 @@ class SimRobot(Node):
                     wanted = [c for c in names.CAMERAS if c not in p.disabled_cameras]
                     images = self.sim.render(wanted) if wanted else {}
                 succeeded = self.sim.success()
+                if succeeded and self._success_ns is None:
+                    self._success_ns = now_ns
             for camera, rgb in images.items():
                 self._image_pubs[camera].publish(
                     image.to_msg(rgb, stamp, f'{camera}_color_optical_frame'))
@@ -267,6 +308,80 @@ class SimRobot(Node):
                     self._stop.wait(ahead)
                 elif ahead < -0.5:      # fell behind (rendering): do not race to catch up
                     wall0, sim0 = wall, now_ns
+
+    # -- lockstep (control.lockstep) --------------------------------------------------------
+    def _run_lockstep(self) -> None:
+        steps = round(1e9 / names.CONTROL_HZ) // _DT_NS
+        cameras, success = _Rate(), _Rate()
+        idle_since, heartbeat = time.monotonic(), time.monotonic()
+        while not self._stop.is_set():
+            with self._tick:
+                ready = self._tick.wait_for(self._lockstep_ready, timeout=0.05)
+                now_ns, commands = self._clock_ns, dict(self._tick_commands)
+            if self._stop.is_set():
+                return
+            if not ready:
+                idle = time.monotonic() - idle_since
+                rendered_ns, images = self._rendered
+                if self.params.publish_cameras and rendered_ns != now_ns and (
+                        idle > 0.1 or now_ns == self._episode_start_ns):
+                    self._publish_cameras(now_ns, render=True)
+                if time.monotonic() - heartbeat > 0.5:     # heal lost messages, late joiners
+                    heartbeat = time.monotonic()
+                    stamp = from_ns(now_ns)
+                    self._clock_pub.publish(ClockMsg(clock=stamp))
+                    self._publish_states(stamp)
+                    if self._rendered[0] == now_ns:
+                        self._publish_cameras(now_ns, render=False)
+                continue
+            with self._sim_lock:
+                with self._tick:
+                    if self._clock_ns != now_ns:            # a reset came in between
+                        continue
+                for side, command in commands.items():
+                    clamped = self.sim.command(side, list(command), list(command.values()))
+                    self._stats[side]['accepted'] += 1
+                    self._stats[side]['clamped'] += bool(clamped)
+                for _ in range(steps):
+                    self.sim.step()
+                succeeded = self.sim.success()
+                with self._tick:
+                    self._clock_ns = now_ns + steps * _DT_NS
+                    if succeeded and self._success_ns is None:
+                        self._success_ns = self._clock_ns
+                    self._tick_commands = {}
+                    now_ns = self._clock_ns
+                stamp = from_ns(now_ns)
+                self._clock_pub.publish(ClockMsg(clock=stamp))
+                self._publish_states(stamp)
+            if self.params.publish_cameras and cameras.due(now_ns, self.params.camera_rate):
+                self._publish_cameras(now_ns, render=True)
+            if success.due(now_ns, self.params.success_rate):
+                self._success_pub.publish(Bool(data=succeeded))
+            idle_since = heartbeat = time.monotonic()
+
+    def _lockstep_ready(self) -> bool:
+        """Both arms commanded at the current instant, inside the episode's time limit."""
+        if self._stop.is_set():
+            return True
+        limit = self.params.episode_seconds
+        if limit > 0 and self._clock_ns - self._episode_start_ns >= round(limit * 1e9):
+            return False
+        return all(side in self._tick_commands for side in names.SIDES)
+
+    def _publish_cameras(self, now_ns: int, render: bool) -> None:
+        """Lockstep: render the instant's cameras (physics thread only) or re-send them."""
+        if render:
+            wanted = [c for c in names.CAMERAS if c not in self.params.disabled_cameras]
+            with self._sim_lock:
+                if self._clock_ns != now_ns:
+                    return
+                images = self.sim.render(wanted) if wanted else {}
+            self._rendered = (now_ns, images)
+        rendered_ns, images = self._rendered
+        for camera, rgb in images.items():
+            self._image_pubs[camera].publish(
+                image.to_msg(rgb, from_ns(rendered_ns), f'{camera}_color_optical_frame'))
 
     def _publish_states(self, stamp) -> None:
         for side, publisher in self._state_pubs.items():

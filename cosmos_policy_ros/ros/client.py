@@ -9,7 +9,7 @@ from collections import deque
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
 
 class Recorded:
@@ -57,7 +57,7 @@ class GraphClient:
         self.records = {}
 
     def subscribe(self, topic: str, msg_type, maxlen: int = 10000, sensor: bool = False,
-                  callback=None) -> Recorded:
+                  callback=None, latched: bool = False) -> Recorded:
         record = Recorded(maxlen)
 
         def on_message(msg):
@@ -66,6 +66,8 @@ class GraphClient:
                 callback(msg)
 
         qos = qos_profile_sensor_data if sensor else QoSProfile(depth=50)
+        if latched:
+            qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.node.create_subscription(msg_type, topic, on_message, qos)
         self.records[topic] = record
         return record
@@ -99,6 +101,19 @@ class GraphClient:
             return future.result()
         finally:
             self.node.destroy_client(client)
+
+    def set_parameters(self, node: str, values: dict, timeout: float = 10.0) -> None:
+        """Set parameters of another node (rcl_interfaces/SetParameters); raises ValueError
+        with the node's reason when one is refused."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        request = SetParameters.Request(parameters=[
+            Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+        response = self.call(f'{node}/set_parameters', SetParameters, request, timeout)
+        refused = [f'{name}: {result.reason}' for name, result in zip(values, response.results)
+                   if not result.successful]
+        if refused:
+            raise ValueError(f'{node} refused parameters: {"; ".join(refused)}')
 
     def close(self) -> None:
         # The spin thread must be out of the executor before the node and context go away,

@@ -18,6 +18,7 @@ from sensor_msgs.msg import Image, JointState
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import GripperConstants
+from cosmos_policy_ros.control.units import proprio_from_positions
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros.image import to_rgb
 from cosmos_policy_ros.ros.stamps import to_ns
@@ -52,9 +53,9 @@ class Assembled:
 
 
 def proprio_from_joint_states(states: dict, gripper: GripperConstants) -> np.ndarray:
-    """[left 6, left gripper, right 6, right gripper]: arm joints [rad], gripper normalised
-    from the left finger position (the ALOHA observation convention)."""
-    vector = []
+    """[left 6, left gripper, right 6, right gripper] from the followers' JointState messages
+    (control.units.proprio_from_positions on their named positions)."""
+    positions = {}
     for arm in names.FOLLOWERS:
         msg = states[arm]
         index = {name: i for i, name in enumerate(msg.name)}
@@ -62,10 +63,9 @@ def proprio_from_joint_states(states: dict, gripper: GripperConstants) -> np.nda
         if missing:
             raise ValueError(f'{names.joint_states_topic(arm)}: joint_states lacks {missing}; '
                              f'publish {list(names.JOINT_STATE_NAMES)}')
-        vector += [msg.position[index[n]] for n in names.ARM_JOINTS]
-        vector.append(float(gripper.follower_position_normalize(
-            msg.position[index['left_finger']])))
-    return np.asarray(vector, dtype=np.float64)
+        positions[arm] = [msg.position[index[n]] if n in index else 0.0
+                          for n in names.JOINT_STATE_NAMES]
+    return proprio_from_positions(positions, gripper)
 
 
 class ObservationInputs:
@@ -96,14 +96,17 @@ class ObservationInputs:
         with self._lock:
             return {s: buf[-1][0] for s, buf in self._buffers.items() if buf}
 
-    def latest(self, now_ns: int) -> tuple:
-        """(RawObservation | None, reason): the newest consistent, fresh set of messages."""
+    def latest(self, now_ns: int, min_stamp_ns: int | None = None) -> tuple:
+        """(RawObservation | None, reason): the newest consistent, fresh set of messages,
+        not older than `min_stamp_ns` when given (lockstep: the controller's report)."""
         with self._lock:
             buffers = {source: list(buf) for source, buf in self._buffers.items()}
         empty = [source for source, buf in buffers.items() if not buf]
         if empty:
             return None, f'waiting for {empty}'
         anchor = min(buffers[camera][-1][0] for camera in names.CAMERAS)
+        if min_stamp_ns is not None and anchor < min_stamp_ns:
+            return None, 'waiting for cameras at or after the controller status'
         if now_ns - anchor > self.freshness_ns:
             return None, (f'newest complete camera set is {(now_ns - anchor) / 1e9:.2f} s old '
                           f'(freshness {self.freshness_ns / 1e9} s)')
@@ -139,7 +142,8 @@ class QueryLoop:
     stamp [ns] and node-clock latency [s] (or None when it published nothing).
     """
 
-    def __init__(self, node, inputs: ObservationInputs, trigger, infer, callback_group=None):
+    def __init__(self, node, inputs: ObservationInputs, trigger, infer, callback_group=None,
+                 lockstep: bool = False):
         from concurrent.futures import ThreadPoolExecutor
 
         from rclpy.clock import Clock, ClockType
@@ -147,6 +151,7 @@ class QueryLoop:
 
         from cosmos_policy_ros.control.trigger import ControllerStatus
         self.node, self.inputs, self.trigger, self.infer = node, inputs, trigger, infer
+        self.lockstep = lockstep
         self._status_type = ControllerStatus
         self.status = None
         self.busy = False
@@ -168,7 +173,8 @@ class QueryLoop:
         now_ns = self.node.get_clock().now().nanoseconds
         if not self.trigger.should_query(self.status, now_ns * 1e-9):
             return
-        raw, reason = self.inputs.latest(now_ns)
+        minimum = round(self.status.stamp * 1e9) if self.lockstep else None
+        raw, reason = self.inputs.latest(now_ns, minimum)
         if raw is None:
             if reason != self.waiting_reason:
                 self.node.get_logger().info(f'not querying: {reason}')

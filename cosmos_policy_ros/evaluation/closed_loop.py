@@ -1,0 +1,133 @@
+"""The closed loop of the deployment graph, in one process (`cosmos-policy-ros eval --no-ros`).
+
+It does what the lockstep graph does (control.lockstep), step for step: reset the sim to the
+episode seed; at each chunk boundary render the cameras and read the joint states into an
+observation, query the policy (noise seed lockstep.query_seed(seed, chunk)), convert the chunk
+to command units and pass each action through the controller's safety gate, one action per
+40 ms control period (two 20 ms physics steps); stop at success or after the horizon. The ROS
+graph and this loop therefore produce the same chunks for the same seeds (tested).
+"""
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosmos_policy_ros import names
+from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control import lockstep
+from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
+from cosmos_policy_ros.control.units import (
+    command_to_robot,
+    proprio_from_positions,
+    robot_to_command,
+)
+from cosmos_policy_ros.evaluation.results import EpisodeResult
+from cosmos_policy_ros.sim.aloha_sim import DT, AlohaSim
+from cosmos_policy_ros.sim.tasks import get_task
+
+TICK_STEPS = round(1.0 / names.CONTROL_HZ / DT)          # physics steps per control period
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    chunk: np.ndarray             # (50, 14) robot units
+    value: float
+    seconds: float
+
+
+# observation (model.policy.Observation), noise seed -> QueryResult
+Query = Callable[[object, int], QueryResult]
+
+
+def policy_query(model, num_steps: int) -> Query:
+    """Query a CosmosPolicy: one chunk per call."""
+    def query(observation, seed: int) -> QueryResult:
+        start = time.perf_counter()
+        out = model.predict(observation, num_steps=num_steps, seeds=seed)
+        return QueryResult(np.asarray(out.actions[0], np.float64), float(out.value[0]),
+                           time.perf_counter() - start)
+    return query
+
+
+def planner_query(best_of_n) -> Query:
+    """Query best-of-N planning (planning.best_of_n.BestOfN): the chosen chunk."""
+    def query(observation, seed: int) -> QueryResult:
+        start = time.perf_counter()
+        plan = best_of_n.plan(observation, seed=seed)
+        return QueryResult(np.asarray(plan.chunk, np.float64), float(plan.scores[plan.chosen]),
+                           time.perf_counter() - start)
+    return query
+
+
+class ClosedLoop:
+    def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
+                 horizon_s: float | None = None, max_step_rad: float = 0.1,
+                 max_gripper_step: float = 0.25):
+        self.task = get_task(task)
+        self.query = query
+        self.calibration = load_calibration(calibration)
+        self.gripper = self.calibration.gripper
+        self.sim = AlohaSim(task, self.calibration)
+        self.horizon_ticks = round((horizon_s or self.task.episode_seconds) * names.CONTROL_HZ)
+        self.limits = SafetyLimits.from_calibration(self.calibration, max_step_rad,
+                                                    max_gripper_step)
+
+    def _positions(self) -> dict:
+        return {arm: self.sim.arm_state(names.side_of(arm)).position for arm in names.FOLLOWERS}
+
+    def observe(self, cameras=names.CAMERAS):
+        from cosmos_policy_ros.model.policy import Observation
+        return Observation(images=self.sim.render(cameras),
+                           proprio=proprio_from_positions(self._positions(), self.gripper),
+                           task=self.task.instruction)
+
+    def run(self, index: int, seed: int, film: tuple = (), rollout: bool = False
+            ) -> EpisodeResult:
+        """One episode. film: cameras to keep every tick (video); rollout: keep all cameras,
+        proprio and executed actions at every tick (rollout HDF5)."""
+        started = time.perf_counter()
+        self.sim.reset(seed)
+        gate = SafetyGate(self.limits)
+        positions = self._positions()
+        gate.reset(np.concatenate([positions[arm][:len(names.COMMAND_JOINTS)]
+                                   for arm in names.FOLLOWERS]))
+        keep = tuple(names.CAMERAS) if rollout else tuple(film)
+        result = EpisodeResult(index, seed, False, 0, 0.0, None, 0.0,
+                               frames={camera: [] for camera in keep})
+        qpos, executed, ticks = [], [], 0
+        while ticks < self.horizon_ticks and result.success_time is None:
+            observation = self.observe()
+            answer = self.query(observation, lockstep.query_seed(seed, len(result.chunks)))
+            result.chunks.append(answer.chunk)
+            result.values.append(answer.value)
+            result.query_seconds.append(answer.seconds)
+            commands = robot_to_command(answer.chunk, self.gripper)
+            for k, command in enumerate(commands):
+                if ticks >= self.horizon_ticks:
+                    break
+                if k > 0 and keep:
+                    observation.images = self.sim.render(keep)
+                for camera in keep:
+                    result.frames[camera].append(observation.images[camera])
+                qpos.append(proprio_from_positions(self._positions(), self.gripper))
+                target = gate.apply(command).target
+                executed.append(target)
+                for side, offset in zip(names.SIDES, (0, 7)):
+                    self.sim.command(side, names.COMMAND_JOINTS, target[offset:offset + 7])
+                for _ in range(TICK_STEPS):
+                    self.sim.step()
+                ticks += 1
+                if self.sim.success():
+                    result.success_time = ticks / names.CONTROL_HZ
+                    break
+        result.success = self.sim.success()
+        result.max_reward = int(self.sim.max_reward)
+        result.sim_seconds = ticks / names.CONTROL_HZ
+        result.qpos = np.asarray(qpos)
+        result.actions = command_to_robot(np.asarray(executed), self.gripper)
+        result.wall_seconds = time.perf_counter() - started
+        return result
+
+    def close(self) -> None:
+        self.sim.close()

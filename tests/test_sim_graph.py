@@ -109,7 +109,8 @@ def _set_parameter(client, node: str, name: str, strings: list) -> None:
 def test_disabled_cameras_stop_until_removed(graph):
     _processes, client, rec = graph
     _set_parameter(client, 'sim_robot', 'disabled_cameras', ['cam_left_wrist'])
-    time.sleep(0.5)
+    high = rec['cam_high'].count       # frames rendered before the change may still arrive:
+    assert client.wait_for(lambda: rec['cam_high'].count >= high + 2, 60)   # let them land
     wrist, high = rec['cam_left_wrist'].count, rec['cam_high'].count
     assert client.wait_for(lambda: rec['cam_high'].count >= high + 2, 60)
     assert rec['cam_left_wrist'].count == wrist

@@ -32,7 +32,7 @@ def build(args) -> list:
     model = {'preset': args['preset'], 'checkpoint': args['checkpoint'],
              'statistics': args['statistics'], 'text': args['text'], 'device': args['device'],
              'dtype': args['dtype'], 'num_steps': int(args['num_steps']),
-             'seed': int(args['seed'])}
+             'seed': int(args['seed']), 'torch_threads': int(args['torch_threads'])}
     observe = {'task': args['task'], 'calibration': args['calibration'], 'mode': args['mode'],
                'freshness': float(args['freshness']), 'lockstep': locked}
     nodes = []
@@ -84,6 +84,7 @@ GRAPH = register(Graph(
         'device': GraphArg('cpu', 'torch device'),
         'dtype': GraphArg('float32', 'model dtype', ('float32', 'bfloat16', 'float16')),
         'num_steps': GraphArg('10', 'denoising steps for the action chunk'),
+        'torch_threads': GraphArg('0', 'torch CPU threads of the policy/planner (0: default)'),
         'seed': GraphArg('0', 'first sim episode seed and base noise seed'),
         'planning': GraphArg('false', 'best-of-N planning (planner node drives the arms)',
                              ('true', 'false')),

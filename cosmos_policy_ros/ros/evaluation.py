@@ -159,6 +159,7 @@ def graph_args(cfg: EvalConfig) -> dict:
             'checkpoint': cfg.checkpoint, 'seed': str(cfg.seed),
             'episode_seconds': str(cfg.horizon()), 'camera_rate': str(cfg.camera_rate),
             'num_steps': str(cfg.num_steps), 'device': cfg.device,
+            'torch_threads': str(cfg.threads),
             'planning': 'true' if cfg.planning else 'false',
             'planning_checkpoint': cfg.planning_checkpoint,
             'num_candidates': str(cfg.num_candidates),

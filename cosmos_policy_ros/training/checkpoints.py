@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from cosmos_policy_ros.model.checkpoint import save_checkpoint
 from cosmos_policy_ros.model.config import ModelPreset
@@ -83,11 +84,12 @@ def save(run: Path, step: int, modules: dict, preset: ModelPreset, extra: dict,
         torch.save(train_state, tmp / STATE_FILE)
     try:
         _write_dir(final, write)
-    except OSError as exc:
+    except (OSError, SafetensorError, RuntimeError) as exc:   # torch.save raises RuntimeError
         previous = complete_checkpoints(run)
         kept = (f'the previous checkpoint {previous[-1]} is intact' if previous else
                 'no earlier checkpoint exists')
-        reason = 'the disk is full' if exc.errno == errno.ENOSPC else str(exc)
+        full = getattr(exc, 'errno', None) == errno.ENOSPC or 'No space left' in str(exc)
+        reason = 'the disk is full' if full else f'{type(exc).__name__}: {exc}'
         raise CheckpointWriteError(f'checkpoint at step {step} failed: {reason}; {kept}. Free '
                                    f'space under {run} and rerun with --resume') from None
     for old in complete_checkpoints(run)[:-keep] if keep > 0 else []:

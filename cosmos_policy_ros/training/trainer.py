@@ -205,7 +205,7 @@ class Trainer:
         losses = per_sample.detach().float().cpu()
         by_kind = {f'{kind.value}_loss': float(losses[[k is kind for k in kinds]].mean())
                    for kind in SampleKind if any(k is kind for k in kinds)}
-        return {'loss': distributed.mean(float(loss), self.world, self.device),
+        return {'loss': distributed.mean(loss.item(), self.world, self.device),
                 'grad_norm': float(grad_norm), 'lr': lr, **by_kind}
 
     # ------------------------------------------------------------------ state

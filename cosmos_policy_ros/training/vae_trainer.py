@@ -49,9 +49,12 @@ class VaeTrainConfig:
     device: str = 'cpu'
     threads: int = 0
     groups: int = 2                     # image groups of 4 frames after the lone first frame
-    blank_prob: float = 0.2             # a group is a blank image with this probability
+    single_frame_steps: int = 0         # curriculum: first train on lone images (T=1), which
+    #                                     is ~5x cheaper and escapes the mean-image plateau
+    blank_prob: float = 0.1             # a group is a blank image with this probability
     augment_prob: float = 0.5           # a random augmentation draw instead of the test view
-    kl_weight: float = 1e-4
+    posterior: str = 'mean'             # mean: z = mu (+ l2 on mu); sample: z ~ N(mu, var)
+    kl_weight: float = 1e-4             # weight of the KL (sample) or of mean(mu^2) (mean)
     l2_weight: float = 1.0
     val_every: int = 250
     val_images: int = 32
@@ -61,6 +64,10 @@ class VaeTrainConfig:
         steps=2000, batch_size=8, lr=5e-4, warmup_steps=100, warmup_start=0.01,
         decay_steps=2000, decay_to=0.1, tail=0.1, weight_decay=0.0))
     checkpoint: CheckpointConfig = field(default_factory=lambda: CheckpointConfig(every=250))
+
+    def __post_init__(self):
+        if self.posterior not in ('mean', 'sample'):
+            raise ConfigError(f'posterior must be mean or sample, got {self.posterior!r}')
 
     @property
     def output_dir(self) -> Path:
@@ -135,12 +142,15 @@ class VaeTrainer:
         z_dim = self.preset.vae.z_dim
         moments = self._moments(video)
         mu, logvar = moments[:, :z_dim], moments[:, z_dim:].clamp(-30, 20)
-        noise = torch.randn(mu.shape, generator=generator).to(mu)
-        z = mu + torch.exp(0.5 * logvar) * noise
+        if self.config.posterior == 'sample':
+            noise = torch.randn(mu.shape, generator=generator).to(mu)
+            z = mu + torch.exp(0.5 * logvar) * noise
+            kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).mean()
+        else:       # a plain autoencoder: unit-scale posterior noise swamps an untrained mu
+            z, kl = mu, (mu ** 2).mean()
         recon = self.vae.decode_mu(z)
         l1 = (recon - video).abs().mean()
         l2 = ((recon - video) ** 2).mean()
-        kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).mean()
         return l1 + self.config.l2_weight * l2 + self.config.kl_weight * kl, l1, l2, kl
 
     def _moments(self, video: torch.Tensor) -> torch.Tensor:
@@ -154,6 +164,8 @@ class VaeTrainer:
     def train_step(self) -> dict:
         self.vae.train()
         video = self.batch(self.step, self.split.train).to(self.device)
+        if self.step < self.config.single_frame_steps:
+            video = video[:, :, 1:2]          # the first group's image, alone
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence(
             [self.config.optim.seed, self.step, 1]).generate_state(1)[0]))
         loss, l1, l2, kl = self.loss(video, generator)

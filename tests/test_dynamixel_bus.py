@@ -1,4 +1,5 @@
-"""Bus driver, Arm and ArmSupervisor against the emulated bus: config, conversions, faults."""
+"""Bus driver, Arm and ArmSupervisor against the emulated bus: config, conversions, faults,
+reboots that recover (issue 12 item 3) and messages that name the silent motor (item 6)."""
 import math
 import time
 
@@ -8,8 +9,13 @@ import pytest
 from cosmos_policy_ros.calibration import CalibrationError, load_calibration
 from cosmos_policy_ros.hardware.arm import Arm, ArmSupervisor
 from cosmos_policy_ros.hardware.arm_config import parse_arm, parse_arms
-from cosmos_policy_ros.hardware.dynamixel.bus import (DynamixelBus, DynamixelCommError,
-                                                      MotorInstructionError, PortLostError)
+from cosmos_policy_ros.hardware.dynamixel import protocol as P
+from cosmos_policy_ros.hardware.dynamixel.bus import (
+    DynamixelBus,
+    DynamixelCommError,
+    MotorInstructionError,
+    PortLostError,
+)
 
 
 def follower_config(emu, **extra):
@@ -29,10 +35,10 @@ def test_configure_writes_modes_and_current_limit_with_read_back(vx300s_emulator
     arm.write_goal(np.array([0, 0, 0, 0, 0, 0, 1.0]))
     time.sleep(0.3)
     assert abs(vx300s_emulator.register(9, 'Present_Current')) == 250
-    # Reconfiguring an already configured arm writes nothing to EEPROM (no torque drop).
+    # Reconfiguring an already configured arm writes nothing (no torque drop), reads back all.
     writes = vx300s_emulator.stats.instructions.get(3, 0)
     arm.configure()
-    assert vx300s_emulator.stats.instructions.get(3, 0) - writes == 2 * len(arm.joint_ids)  # RAM
+    assert vx300s_emulator.stats.instructions.get(3, 0) == writes
     assert vx300s_emulator.register(1, 'Torque_Enable') == 1
     arm.close()
     assert vx300s_emulator.register(1, 'Torque_Enable') == 0
@@ -46,7 +52,8 @@ def test_eeprom_write_with_torque_on_is_an_instruction_error(vx300s_emulator):
         bus.write(9, 'Current_Limit', 100)
     with bus.torque_disabled([9]):
         bus.write(9, 'Current_Limit', 100, verify=True)
-    assert bus.read(9, 'Torque_Enable') == 1 and vx300s_emulator.register(9, 'Current_Limit') == 100
+    assert bus.read(9, 'Torque_Enable') == 1
+    assert vx300s_emulator.register(9, 'Current_Limit') == 100
     bus.close()
 
 
@@ -77,9 +84,11 @@ def test_goals_are_clamped_and_non_finite_refused(vx300s_emulator):
     arm.connect()
     arm.set_torque(True)
     sent = arm.write_goal([0.0, -9.0, 0.0, 0.0, 0.0, 0.0, 3.0])
-    assert sent[1] == pytest.approx(math.radians(-106)) and sent[6] == 1.5
-    time.sleep(0.05)
-    assert vx300s_emulator.motors[2].goal == round(2048 + math.radians(-106) * 4096 / (2 * math.pi))
+    tick = 2 * math.pi / 4096                   # within the motor's limit tick (842)
+    assert sent[1] == pytest.approx(math.radians(-106), abs=tick) and sent[6] == 1.5
+    arm.read()                                      # answered after the sync write is applied
+    assert vx300s_emulator.motors[2].goal == round(2048 + math.radians(-106) * 4096
+                                                   / (2 * math.pi))
     with pytest.raises(ValueError, match='non-finite'):
         arm.write_goal([0, float('inf'), 0, 0, 0, 0, 0])
     arm.close()
@@ -97,7 +106,33 @@ def test_lost_and_corrupt_packets_are_retried_and_counted(vx300s_emulator):
     with pytest.raises(DynamixelCommError, match='after 3 tries'):
         bus.read(4, 'Present_Position')
     assert bus.stats.failures == 1
+    # A motor that stopped answering a sync read is named, not the whole list.
+    vx300s_emulator.drop_status(3, ids=[5])
+    with pytest.raises(DynamixelCommError, match=r'motor ID 5 did not answer \(IDs 1, 2, 3, 4, '
+                                                 r'6, 7, 8, 9 did\)') as info:
+        bus.sync_read_state(range(1, 10))
+    assert info.value.ids == (5,)
+    # A late answer to an earlier instruction (a 4-byte read) is not taken for motor 5's state.
+    late_read = P.build_packet(5, P.READ, P.le_bytes(132, 2) + P.le_bytes(4, 2))
+    for _ in range(10):
+        bus._port.writePort(late_read)
+        states = bus.sync_read_state(range(1, 10))
+        assert states[5].position == vx300s_emulator.register(5, 'Present_Position')
+        assert states[5].voltage == 120
     bus.close()
+
+
+def test_silent_motor_is_named_by_the_arm(vx300s_emulator):
+    supervisor = ArmSupervisor(follower_config(vx300s_emulator))
+    assert supervisor.start()
+    vx300s_emulator.drop_status(1000, ids=[5])
+    assert supervisor.cycle() is None
+    assert 'motor 5 (elbow_shadow) stopped answering' in supervisor.last_error
+    assert '1, 2, 3, 4, 5' not in supervisor.last_error
+    assert 'elbow_shadow' in supervisor.diagnostics().message
+    vx300s_emulator.drop_status(0)
+    assert supervisor.cycle() is not None and supervisor.state == 'active'
+    supervisor.close()
 
 
 def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulator):
@@ -122,6 +157,66 @@ def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulat
     supervisor.cycle()
     time.sleep(0.05)
     assert vx300s_emulator.motors[1].goal == round(2048 + 0.3 * 4096 / (2 * math.pi))
+    supervisor.close()
+
+
+@pytest.fixture
+def slow_reboot(fast_thread_switching):
+    """A follower whose motors take 1 s to restart (the driver once pinged after 0.1 s)."""
+    from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
+    with DynamixelEmulator.for_arm('aloha_vx300s', reboot_time_s=1.0) as emulator:
+        yield emulator
+
+
+def test_reboot_waits_for_slow_motors_and_verifies_holding(slow_reboot):
+    emu = slow_reboot
+    supervisor = ArmSupervisor(follower_config(emu), retry_period_s=0.2)
+    assert supervisor.start()
+    supervisor.set_command(['waist'], [0.4])
+    supervisor.cycle()
+    time.sleep(0.5)
+    message = supervisor.reboot()
+    assert 'rebooted 9 motors' in message and supervisor.state == 'active', message
+    waited = float(message.split('after ')[1].split(' s')[0])
+    assert waited >= 1.0
+    for dxl_id in range(1, 10):                  # every motor holds, where the arm is
+        assert emu.register(dxl_id, 'Torque_Enable') == 1
+        assert abs(emu.motors[dxl_id].goal - emu.register(dxl_id, 'Present_Position')) <= 2
+    # One motor that does not come back: the reboot fails naming it, never `active`.
+    emu.reboot_times[5] = 3.0
+    supervisor.reboot_timeout_s = 1.5
+    with pytest.raises(RuntimeError, match=r'motor 5 \(elbow_shadow\) did not come back within'):
+        supervisor.reboot()
+    assert supervisor.state == 'fault'
+    assert supervisor.diagnostics().level == 'ERROR'
+    deadline = time.monotonic() + 5.0            # it answers again: recovered by the cycle
+    while supervisor.state != 'active' and time.monotonic() < deadline:
+        supervisor.cycle()
+        time.sleep(0.02)
+    assert supervisor.state == 'active', supervisor.last_error
+    assert all(emu.register(i, 'Torque_Enable') == 1 for i in range(1, 10))
+    supervisor.close()
+
+
+def test_a_motor_that_restarts_by_itself_is_never_reported_active(slow_reboot):
+    emu = slow_reboot
+    supervisor = ArmSupervisor(follower_config(emu), retry_period_s=0.2,
+                               torque_check_period_s=0.1)
+    assert supervisor.start()
+    emu.power_cycle(3)                           # supply dip: torque off, no ALERT bit
+    deadline = time.monotonic() + 3.0
+    while supervisor.state == 'active' and time.monotonic() < deadline:
+        supervisor.cycle()
+        time.sleep(0.02)
+    assert supervisor.state == 'fault'
+    assert 'motor 3 (shoulder_shadow) lost torque' in supervisor.diagnostics().message
+    assert not supervisor.set_command(['waist'], [0.1]).accepted
+    deadline = time.monotonic() + 5.0            # auto_recover: torque back, verified
+    while supervisor.state != 'active' and time.monotonic() < deadline:
+        supervisor.cycle()
+        time.sleep(0.02)
+    assert supervisor.state == 'active' and emu.register(3, 'Torque_Enable') == 1
+    assert supervisor.counters['recoveries'] == 1
     supervisor.close()
 
 
@@ -166,3 +261,26 @@ def test_bad_input_wrong_id_missing_port_unknown_key(vx300s_emulator, tmp_path):
     example = parse_arms(load_calibration('aloha_stationary').arms)
     assert example['leader_left'].port_path == '/dev/ttyDXL_leader_left'
     assert not example['leader_left'].is_follower
+
+
+def test_bus_rate_loop_runs_on_deadlines_and_stops():
+    """The arm driver's bus thread: steps at the rate, skips ahead when late, and stops."""
+    from cosmos_policy_ros.hardware.rate_loop import RateLoop
+    calls = []
+    loop = RateLoop(lambda: calls.append(time.monotonic()), rate_hz=200.0, name='test-bus')
+    loop.start()
+    deadline = time.monotonic() + 5.0
+    while len(calls) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    loop.stop()
+    count = len(calls)
+    assert count >= 10
+    time.sleep(0.05)
+    assert len(calls) == count                   # stopped: no step after stop()
+    slow = RateLoop(lambda: time.sleep(0.03), rate_hz=100.0).start()
+    while slow.late < 2 and time.monotonic() < deadline + 5.0:
+        time.sleep(0.01)
+    slow.stop()
+    assert slow.late >= 2                        # more than a period late: schedule restarts
+    with pytest.raises(ValueError, match='rate_hz must be > 0'):
+        RateLoop(lambda: None, rate_hz=0.0)

@@ -1,37 +1,42 @@
-"""One ALOHA arm on its Dynamixel bus, and the supervisor that keeps it safe. ROS-free.
+"""One ALOHA arm on its Dynamixel bus. ROS-free.
 
     arm = Arm(config)                 # config: hardware.arm_config.ArmConfig
-    arm.connect()                     # open port, ping + model check, modes/limits (read-back)
+    arm.connect()                     # open port, ping + model check, configure (motor_setup)
     arm.set_torque(True); state = arm.read()          # ArmState, Interbotix joint_states layout
     arm.write_goal(np.array([...7 rad...]))           # clamped to limits, returns what was sent
+    arm.verify_holding()              # every motor torqued, goals as sent (else raises)
     arm.reboot([9]); arm.close()
 
-    supervisor = ArmSupervisor(config, auto_recover=True, retry_period_s=1.0)
-    supervisor.start()                 # configure + activate; never raises
-    supervisor.set_command(names, positions) -> CommandResult
-    state = supervisor.cycle()         # read, fault handling, write the newest goal; never raises
-    supervisor.diagnostics() -> Diagnostics(level, message, values)
-
-Faults: a lost status packet is retried by the bus and counted; a motor hardware error
-(ALERT bit) puts the arm in `fault`: no goals are sent, the cause is reported, and with
-auto_recover the faulted motors are rebooted every retry period until the error clears, then
-torque returns with the goal at the present position. A lost port puts it in `port_lost`: the
-motors keep their last goal, and the supervisor reconnects every retry period.
-Leaders are read-only: torque stays off and commands are rejected.
+Goals are clamped to the arm's joint limits [rad] (motor_setup wrote them as the motors'
+Min/Max_Position_Limit) and then, in ticks, to the limits read back from the motors: a
+position-mode motor silently ignores a sync-written goal outside them (e.g. +pi = tick 4096).
+The supervisor that keeps an arm safe (faults, recovery, commands) is hardware/supervisor.py;
+`ArmSupervisor` stays importable from here.
 """
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cosmos_policy_ros.hardware.arm_config import SHADOWS, ArmConfig
-from cosmos_policy_ros.hardware.dynamixel.bus import (DynamixelBus, DynamixelCommError,
-                                                      MotorHardwareError, PortLostError)
-from cosmos_policy_ros.hardware.dynamixel.tables import (MODELS_BY_NUMBER, VELOCITY_UNIT_RPM,
-                                                         describe_hardware_error)
-from cosmos_policy_ros.names import COMMAND_JOINTS, GRIPPER
+from cosmos_policy_ros.hardware.dynamixel import protocol
+from cosmos_policy_ros.hardware.dynamixel.bus import (
+    DynamixelBus,
+    DynamixelCommError,
+    PortLostError,
+)
+from cosmos_policy_ros.hardware.dynamixel.tables import (
+    MODELS_BY_NUMBER,
+    VELOCITY_UNIT_RPM,
+    OperatingMode,
+)
+from cosmos_policy_ros.hardware.motor_setup import (
+    MotorConfigError,
+    configure_motors,
+    desired_settings,
+)
+from cosmos_policy_ros.names import COMMAND_JOINTS
 
 _RPM_TO_RAD_S = 2 * math.pi / 60.0
 
@@ -68,10 +73,29 @@ class Arm:
         self.slot_of = {dxl_id: slot for slot, dxl_id in self.slots.items()}
         self.ids = list(self.slots.values())
         self.joint_ids = config.joint_ids()
-        self.limits = np.array([config.limits(j) for j in COMMAND_JOINTS], dtype=np.float64)
+        self._set_limits({j: config.tick_limits(j) for j in COMMAND_JOINTS})
+        self._models = [config.motor_model(j) for j in COMMAND_JOINTS]
+        self.last_ticks: dict = {}                         # primary id -> goal tick sent
 
     def __str__(self) -> str:
         return f'arm {self.config.name} ({self.config.port_path})'
+
+    def name_ids(self, ids) -> str:
+        """'5 (elbow_shadow), 9 (gripper)' for messages."""
+        return ', '.join(f'{i} ({self.slot_of.get(i, "?")})' for i in ids)
+
+    def _set_limits(self, tick_limits: dict) -> None:
+        """rad limits = the config's, within the motors' position limits (position mode)."""
+        self.tick_limits = {}
+        limits = []
+        for joint in COMMAND_JOINTS:
+            low, high = self.config.limits(joint)
+            if self.config.operating_mode(joint) == OperatingMode.POSITION:
+                self.tick_limits[joint] = tick_limits[joint]
+                low = max(low, self.config.ticks_to_rad(joint, tick_limits[joint][0]))
+                high = min(high, self.config.ticks_to_rad(joint, tick_limits[joint][1]))
+            limits.append((low, high))
+        self.limits = np.array(limits, dtype=np.float64)
 
     # --- setup ------------------------------------------------------------------------
     def connect(self) -> dict:
@@ -91,33 +115,20 @@ class Arm:
                     f'{self.config.model}; fix arms.{self.config.name}.ids or .model')
 
     def desired_settings(self) -> list:
-        """(id, register, value) the arm needs, EEPROM and RAM."""
-        settings = []
-        for slot, dxl_id in self.slots.items():
-            joint = SHADOWS.get(slot, slot)
-            settings.append((dxl_id, 'Operating_Mode', int(self.config.operating_mode(joint))))
-            if slot in SHADOWS:
-                settings.append((dxl_id, 'Secondary_ID', self.slots[joint]))
-            if joint != GRIPPER:
-                settings.append((dxl_id, 'Velocity_Limit', self.config.velocity_limit))
-            elif self.config.is_follower and self.config.motor_model(slot).has_current:
-                settings.append((dxl_id, 'Current_Limit', self.config.gripper_current_limit))
-        return settings
+        """(id, register, value) the arm needs, EEPROM and RAM (motor_setup.py)."""
+        return [(s.dxl_id, s.register, s.value) for s in desired_settings(self.config)]
 
     def configure(self) -> dict:
-        """Write what differs (torque off only for the motors that need an EEPROM write),
-        verify every value by read-back, and return {(id, register): value}."""
-        wrong = [(i, name, value) for i, name, value in self.desired_settings()
-                 if self.bus.read(i, name) != value]
-        if wrong:
-            with self.bus.torque_disabled(sorted({i for i, _, _ in wrong})):
-                for dxl_id, name, value in wrong:
-                    self.bus.write(dxl_id, name, value, verify=True)
-        for dxl_id in self.joint_ids:
-            self.bus.write(dxl_id, 'Profile_Velocity', self.config.profile_velocity, verify=True)
-            self.bus.write(dxl_id, 'Profile_Acceleration', self.config.profile_acceleration,
-                           verify=True)
-        return {(i, name): self.bus.read(i, name) for i, name, _ in self.desired_settings()}
+        """Configure and verify every motor (motor_setup.configure_motors; leaders go limp
+        first) and take the goal limits from the motors; returns {(id, register): value}.
+        Raises MotorConfigError: torque must then stay off."""
+        if not self.config.is_follower:
+            self.bus.set_torque(self.ids, False)
+        values = configure_motors(self.bus, self.config, f'{self}: ')
+        self._set_limits({j: (values[(self.slots[j], 'Min_Position_Limit')],
+                              values[(self.slots[j], 'Max_Position_Limit')])
+                          for j in COMMAND_JOINTS})
+        return values
 
     def set_torque(self, enabled: bool, ids=None) -> None:
         if enabled and not self.config.is_follower:
@@ -126,12 +137,21 @@ class Arm:
 
     # --- streaming --------------------------------------------------------------------
     def read(self) -> ArmState:
-        motors = self.bus.sync_read_state(self.ids)
+        try:
+            motors = self.bus.sync_read_state(self.ids)
+        except PortLostError:
+            raise
+        except DynamixelCommError as exc:
+            if not exc.ids:
+                raise
+            raise DynamixelCommError(f'{self}: motor {self.name_ids(exc.ids)} stopped '
+                                     f'answering; check its cable and power ({exc})',
+                                     exc.ids) from None
         stamp = time.time()
         position, velocity, effort = np.zeros(9), np.zeros(9), np.zeros(9)
         for k, joint in enumerate(COMMAND_JOINTS):
             state = motors[self.slots[joint]]
-            model = self.config.motor_model(joint)
+            model = self._models[k]
             position[k] = self.config.ticks_to_rad(joint, state.position)
             velocity[k] = state.velocity * VELOCITY_UNIT_RPM * _RPM_TO_RAD_S
             effort[k] = state.current * (model.current_unit_ma if model.has_current else 0.1)
@@ -149,6 +169,11 @@ class Arm:
         errors = {i: self.bus.read(i, 'Hardware_Error_Status') for i in (ids or self.ids)}
         return {i: bits for i, bits in errors.items() if bits}
 
+    def limp_motors(self) -> list:
+        """IDs whose Torque_Enable reads 0 (one sync read)."""
+        replies = self.bus.sync_read(self.ids, 64, 1)
+        return [i for i in self.ids if not replies[i][0][0]]
+
     def clamp(self, goal: np.ndarray) -> tuple:
         """(clamped goal, names of clamped joints); raises ValueError on non-finite input."""
         goal = np.asarray(goal, dtype=np.float64)
@@ -162,19 +187,57 @@ class Arm:
         names = tuple(j for j, a, b in zip(COMMAND_JOINTS, goal, clamped) if a != b)
         return clamped, names
 
+    def goal_ticks(self, goal) -> dict:
+        """{primary id: Goal_Position tick} of a clamped goal, within the motors' limits."""
+        ticks = {}
+        for joint, value in zip(COMMAND_JOINTS, goal):
+            tick = self.config.rad_to_ticks(joint, value)
+            if joint in self.tick_limits:
+                low, high = self.tick_limits[joint]
+                tick = min(max(tick, low), high)
+            ticks[self.slots[joint]] = tick
+        return ticks
+
     def write_goal(self, goal) -> np.ndarray:
         """Sync-write goal positions (7, rad) to the primaries; returns the clamped goal sent."""
         if not self.config.is_follower:
             raise RuntimeError(f'{self}: leader arms are read-only; goals are not accepted')
         clamped, _ = self.clamp(goal)
-        ticks = {self.slots[j]: self.config.rad_to_ticks(j, v)
-                 for j, v in zip(COMMAND_JOINTS, clamped)}
+        ticks = self.goal_ticks(clamped)
         self.bus.sync_write('Goal_Position', ticks)
+        self.last_ticks = ticks
         return clamped
 
-    def reboot(self, ids=None) -> None:
-        for dxl_id in ids or self.ids:
+    def verify_holding(self) -> None:
+        """After torque on: every motor torqued and holding the goal last sent (shadows their
+        primary's); raises MotorConfigError naming the motor otherwise."""
+        limp = self.limp_motors()
+        goals = {i: protocol.from_le(data, signed=True)
+                 for i, (data, _) in self.bus.sync_read(self.ids, 116, 4).items()}
+        expected = dict(self.last_ticks)
+        for shadow, primary in SHADOWS.items():
+            if shadow in self.slots:
+                expected[self.slots[shadow]] = expected.get(self.slots[primary])
+        bad = [f'motor {self.name_ids([i])} Torque_Enable: expected 1, found 0' for i in limp]
+        bad += [f'motor {self.name_ids([i])} Goal_Position: expected {tick}, found {goals[i]}'
+                for i, tick in expected.items() if tick is not None and goals[i] != tick]
+        if bad:
+            raise MotorConfigError(f'{self}: not holding after torque on: ' + '; '.join(bad))
+
+    def reboot(self, ids=None, timeout_s: float = 2.0) -> float:
+        """REBOOT each motor, then wait (backing off) until all answer again; returns the
+        seconds waited. Their RAM is reset (torque off): configure and activate afterwards."""
+        ids = list(ids or self.ids)
+        for dxl_id in ids:
             self.bus.reboot(dxl_id)
+        try:
+            return self.bus.wait_for_motors(ids, timeout_s)
+        except PortLostError:
+            raise
+        except DynamixelCommError as exc:
+            raise DynamixelCommError(f'{self}: motor {self.name_ids(exc.ids)} did not come '
+                                     f'back within {timeout_s:.1f} s of its reboot; check its '
+                                     'power and cable', exc.ids) from None
 
     def close(self, torque_off: bool = True) -> None:
         try:
@@ -186,240 +249,8 @@ class Arm:
             self.bus.close()
 
 
-def _hardware_error_text(arm: Arm, errors: dict) -> str:
-    return '; '.join(f'ID {i} ({arm.slot_of.get(i, "?")}): {describe_hardware_error(bits)}'
-                     for i, bits in sorted(errors.items()))
-
-
-class ArmSupervisor:
-    """Explicit states: unconfigured -> inactive <-> active, fault, port_lost."""
-
-    def __init__(self, config: ArmConfig, auto_recover: bool = True,
-                 retry_period_s: float = 1.0, torque_off_on_close: bool = True,
-                 bus: DynamixelBus | None = None):
-        self.config = config
-        self.arm = Arm(config, bus)
-        self.auto_recover = auto_recover
-        self.retry_period_s = retry_period_s
-        self.torque_off_on_close = torque_off_on_close
-        self.state = 'unconfigured'
-        self.want_active = False
-        self.last_error = ''
-        self.hardware_errors: dict = {}
-        self.last_state: ArmState | None = None
-        self.goal: np.ndarray | None = None       # last goal sent (rad)
-        self._pending: np.ndarray | None = None
-        self._next_retry = 0.0
-        self._lock = threading.RLock()
-        self.counters = dict(cycles=0, failed_cycles=0, commands=0, rejected=0, clamped=0,
-                             faults=0, recoveries=0, reconnects=0)
-        self.cycle_s = 0.0
-        self._reported_trouble = (0, 0)
-        self._reported_bytes = (0, 0)
-
-    # --- lifecycle --------------------------------------------------------------------
-    def start(self, activate: bool = True) -> bool:
-        """Configure and (followers) activate; False with `last_error` set if it failed."""
-        with self._lock:
-            self.want_active = activate
-            return self._configure()
-
-    def _configure(self) -> bool:
-        self._next_retry = time.monotonic() + self.retry_period_s
-        try:
-            self.arm.connect()
-            self.state = 'inactive'
-            self.last_error = ''
-            if self.want_active:
-                self._activate()
-            return True
-        except PortLostError as exc:
-            self.state, self.last_error = 'port_lost', str(exc)
-        except (ConnectionError, RuntimeError) as exc:
-            self.state, self.last_error = 'unconfigured', str(exc)
-        self.arm.bus.close()
-        return False
-
-    def _activate(self) -> None:
-        state = self.arm.read()
-        if state.alerts:
-            raise MotorHardwareError(f'{self.arm}: hardware error on {list(state.alerts)}',
-                                     dict.fromkeys(state.alerts, 0))
-        if self.config.is_follower:
-            self.goal = state.position[:7].copy()     # hold where it is
-            self.arm.write_goal(self.goal)
-            self.arm.set_torque(True)
-        self._pending = None
-        self.state = 'active'
-
-    def set_torque(self, enabled: bool) -> str:
-        """Service: torque on (activate) / off (deactivate). Returns a message; raises
-        RuntimeError with the reason when it cannot be done."""
-        with self._lock:
-            if enabled and not self.config.is_follower:
-                raise RuntimeError(f'{self.arm}: leader arms are read-only; torque stays off')
-            if self.state in ('unconfigured', 'port_lost'):
-                raise RuntimeError(f'{self.arm}: not connected ({self.last_error})')
-            self.want_active = enabled
-            if enabled:
-                self._activate()
-                return 'torque on, holding the present position'
-            self.arm.set_torque(False)
-            self._pending = None
-            if self.state == 'active':
-                self.state = 'inactive'
-            return 'torque off'
-
-    def reboot(self) -> str:
-        """Service: reboot every motor, then re-configure and restore the torque state."""
-        with self._lock:
-            if self.state in ('unconfigured', 'port_lost'):
-                raise RuntimeError(f'{self.arm}: not connected ({self.last_error})')
-            self.arm.reboot()
-            self.hardware_errors = self.arm.read_hardware_errors()
-            if self.hardware_errors:
-                self.state = 'fault'
-                raise RuntimeError(f'{self.arm}: still in hardware error after reboot: '
-                                   f'{_hardware_error_text(self.arm, self.hardware_errors)}')
-            self.arm.configure()
-            self.state = 'inactive'
-            if self.want_active:
-                self._activate()
-            return f'rebooted {len(self.arm.ids)} motors'
-
-    def close(self) -> None:
-        with self._lock:
-            self.arm.close(torque_off=self.torque_off_on_close or not self.config.is_follower)
-            self.state = 'unconfigured'
-
-    # --- commands ---------------------------------------------------------------------
-    def set_command(self, names, positions) -> CommandResult:
-        """Validate a joint command (names ⊆ COMMAND_JOINTS, rad), clamp, keep as pending."""
-        with self._lock:
-            self.counters['commands'] += 1
-            result = self._check_command(list(names), list(positions))
-            if not result.accepted:
-                self.counters['rejected'] += 1
-            elif result.clamped:
-                self.counters['clamped'] += 1
-            return result
-
-    def _check_command(self, names: list, positions: list) -> CommandResult:
-        if not self.config.is_follower:
-            return CommandResult(False, f'{self.arm}: leader arms are read-only')
-        if len(names) != len(positions) or not names:
-            return CommandResult(False, f'name ({len(names)}) and position ({len(positions)}) '
-                                        'must be non-empty and of equal length')
-        unknown = [n for n in names if n not in COMMAND_JOINTS]
-        if unknown or len(set(names)) != len(names):
-            return CommandResult(False, f'unknown or repeated joint names {unknown or names}; '
-                                        f'use names from {list(COMMAND_JOINTS)}')
-        bad = [n for n, p in zip(names, positions) if not math.isfinite(p)]
-        if bad:
-            return CommandResult(False, f'non-finite position for {bad}')
-        if self.state != 'active':
-            return CommandResult(False, f'{self.arm} is {self.state}, not active; goal dropped')
-        base = self._pending if self._pending is not None else self.goal
-        goal = base.copy()
-        for name, value in zip(names, positions):
-            goal[COMMAND_JOINTS.index(name)] = value
-        goal, clamped = self.arm.clamp(goal)
-        self._pending = goal
-        return CommandResult(True, 'clamped to limits: ' + ', '.join(clamped) if clamped else '',
-                             clamped)
-
-    # --- the loop ---------------------------------------------------------------------
-    def cycle(self) -> ArmState | None:
-        """One read (+ write) cycle; returns the state read, None if nothing could be read."""
-        with self._lock:
-            start = time.monotonic()
-            self.counters['cycles'] += 1
-            if self.state in ('unconfigured', 'port_lost'):
-                if start >= self._next_retry:
-                    if self._configure():
-                        self.counters['reconnects'] += 1
-                return None
-            try:
-                state = self._read_and_write()
-            except PortLostError as exc:
-                self.state, self.last_error = 'port_lost', str(exc)
-                self._pending = None
-                self._next_retry = start + self.retry_period_s
-                return None
-            except (DynamixelCommError, RuntimeError) as exc:
-                self.counters['failed_cycles'] += 1
-                self.last_error = str(exc)
-                return None
-            finally:
-                self.cycle_s = time.monotonic() - start
-            return state
-
-    def _read_and_write(self) -> ArmState:
-        state = self.arm.read()
-        self.last_state = state
-        if state.alerts or self.state == 'fault':
-            self._handle_fault(state)
-            return state
-        if self.state == 'active' and self._pending is not None:
-            self.goal = self.arm.write_goal(self._pending)
-            self._pending = None
-        return state
-
-    def _handle_fault(self, state: ArmState) -> None:
-        """Hold: drop goals; report; reboot the faulted motors when allowed."""
-        self._pending = None
-        errors = self.arm.read_hardware_errors(state.alerts) if state.alerts else {}
-        if errors and self.state != 'fault':
-            self.counters['faults'] += 1
-            self._next_retry = time.monotonic() + self.retry_period_s
-        self.hardware_errors = errors
-        if errors:
-            self.state = 'fault'
-            self.last_error = _hardware_error_text(self.arm, errors)
-            if not self.auto_recover or time.monotonic() < self._next_retry:
-                return
-            self._next_retry = time.monotonic() + self.retry_period_s
-            self.arm.reboot(errors)
-            if self.arm.read_hardware_errors(errors):
-                return                      # cause not cleared yet; retry next period
-        self.arm.configure()
-        self.state = 'inactive'
-        if self.want_active:
-            self._activate()
-        self.counters['recoveries'] += 1
-        self.hardware_errors, self.last_error = {}, ''
-
-    # --- reporting --------------------------------------------------------------------
-    def diagnostics(self) -> Diagnostics:
-        with self._lock:
-            stats = self.arm.bus.stats
-            values = {'state': self.state, 'role': self.config.role, 'model': self.config.model,
-                      'port': self.config.port_path, 'cycle_ms': round(self.cycle_s * 1e3, 3),
-                      **{f'bus_{k}': v for k, v in stats.as_dict().items()},
-                      **self.counters}
-            # Bus bytes per cycle since the previous report (config traffic excluded after it).
-            total = stats.tx_bytes + stats.rx_bytes
-            cycles = self.counters['cycles'] - self._reported_bytes[1]
-            values['bus_bytes_per_cycle'] = round((total - self._reported_bytes[0])
-                                                  / max(1, cycles), 1)
-            self._reported_bytes = (total, self.counters['cycles'])
-            if self.last_state is not None:
-                for slot, temp in self.last_state.temperatures.items():
-                    values[f'temperature_{slot}'] = temp
-            for dxl_id, bits in self.hardware_errors.items():
-                values[f'hardware_error_id{dxl_id}'] = (
-                    f'{self.arm.slot_of.get(dxl_id, "?")}: {describe_hardware_error(bits)}')
-            if self.state in ('fault', 'port_lost', 'unconfigured'):
-                return Diagnostics('ERROR', f'{self.state}: {self.last_error}', values)
-            hot = [s for s, t in values.items() if s.startswith('temperature_') and t >= 70]
-            if hot:
-                return Diagnostics('WARN', f'{self.state}; hot motors: {hot}', values)
-            # WARN while transient errors keep happening (counted since the previous report).
-            trouble = (stats.retries, self.counters['failed_cycles'])
-            new_trouble = trouble != self._reported_trouble
-            self._reported_trouble = trouble
-            if new_trouble:
-                return Diagnostics('WARN', f'{self.state}; {stats.retries} retries, '
-                                           f'{self.counters["failed_cycles"]} failed cycles'
-                                           f'; last: {self.last_error or "-"}', values)
-            return Diagnostics('OK', self.state, values)
+def __getattr__(name):     # ArmSupervisor moved to supervisor.py; still importable from here
+    if name == 'ArmSupervisor':
+        from cosmos_policy_ros.hardware.supervisor import ArmSupervisor
+        return ArmSupervisor
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -5,18 +5,26 @@
 
 Each `arms.<namespace>` entry (namespace one of follower_left/right, leader_left/right) takes
 the keys in ARM_KEYS; an unknown key is an error naming the key and the allowed keys.
+Joint limits: a follower's are the intersection of its `arms.<arm>.joint_limits` (default the
+URDF's) and the robot file's top-level `joint_limits` (pass them to parse_arms); a leader's are
+its own. They also become the motors' Min/Max_Position_Limit (hardware/motor_setup.py).
 Angles: joint [rad] = (ticks - 2048) * 2 pi / 4096 - joint_offsets[joint]; the gripper joint
 is the motor angle, and the finger position follows the Interbotix linkage
 (left_finger = r sin(a) + sqrt(L^2 - (r cos(a))^2), right_finger = -left_finger).
 """
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from cosmos_policy_ros.calibration import CalibrationError
-from cosmos_policy_ros.hardware.dynamixel.tables import (CENTER_TICK, MODELS, TICKS_PER_REV,
-                                                         OperatingMode)
+from cosmos_policy_ros.hardware.dynamixel.tables import (
+    CENTER_TICK,
+    MODELS,
+    TICKS_PER_REV,
+    OperatingMode,
+)
 from cosmos_policy_ros.names import ARMS, COMMAND_JOINTS, GRIPPER
 
 MOTOR_SLOTS = ('waist', 'shoulder', 'shoulder_shadow', 'elbow', 'elbow_shadow', 'forearm_roll',
@@ -28,13 +36,16 @@ ROLES = ('follower', 'leader')
 
 @dataclass(frozen=True)
 class ArmModel:
-    """One Interbotix ALOHA arm type (aloha_stacks.md §1.5)."""
+    """One Interbotix ALOHA arm type (aloha_stacks.md §1.5; Drive_Mode as in Interbotix's
+    aloha_vx300s.yaml / aloha_wx250s.yaml motor configs: a shadow is mounted mirrored, so its
+    direction bit is the opposite of its primary's)."""
     name: str
     motors: Mapping[str, str]          # slot -> motor model name
     joint_limits: Mapping[str, tuple]  # URDF limits [rad], arm joints + gripper motor angle
     horn_radius: float
     arm_length: float
     sleep_positions: tuple
+    drive_modes: Mapping[str, int]     # slot -> Drive_Mode (bit 0 reverse); others 0
 
 
 def _deg(lo, hi):
@@ -49,14 +60,16 @@ ARM_MODELS = {
          'wrist_rotate': 'XM430-W350', 'gripper': 'XM430-W350'},
         {'waist': _PI, 'shoulder': _deg(-106, 72), 'elbow': _deg(-101, 92), 'forearm_roll': _PI,
          'wrist_angle': _deg(-107, 128), 'wrist_rotate': _PI, 'gripper': (-0.70, 1.70)},
-        horn_radius=0.0275, arm_length=0.035, sleep_positions=(0, -2.05, 1.7, 0, -2.0, 0, 0)),
+        horn_radius=0.0275, arm_length=0.035, sleep_positions=(0, -2.05, 1.7, 0, -2.0, 0, 0),
+        drive_modes={'shoulder': 1, 'elbow': 1, 'wrist_angle': 1}),
     'aloha_wx250s': ArmModel(
         'aloha_wx250s',
         {**{slot: 'XM430-W350' for slot in MOTOR_SLOTS[:7]},
          'wrist_rotate': 'XL430-W250', 'gripper': 'XC430-W150'},
         {'waist': _PI, 'shoulder': _deg(-108, 114), 'elbow': _deg(-123, 92), 'forearm_roll': _PI,
          'wrist_angle': _deg(-100, 123), 'wrist_rotate': _PI, 'gripper': (-1.70, 1.00)},
-        horn_radius=0.020, arm_length=0.020, sleep_positions=(0, -1.88, 1.6, 0, -1.6, 0, 0)),
+        horn_radius=0.020, arm_length=0.020, sleep_positions=(0, -1.88, 1.6, 0, -1.6, 0, 0),
+        drive_modes={'shoulder_shadow': 1, 'elbow_shadow': 1, 'wrist_angle': 1}),
 }
 _DEFAULT_MODEL = {'follower': 'aloha_vx300s', 'leader': 'aloha_wx250s'}
 
@@ -76,10 +89,11 @@ class ArmConfig:
     joint_limits: Mapping[str, tuple] = field(default_factory=dict)   # overrides of the model's
     gripper_current_limit: int = 300     # Current_Limit register units (2.69 mA), followers
     velocity_limit: int = 131            # 0.229 rpm units (131 = 3.14 rad/s)
-    profile_velocity: int = 0            # 0 = up to Velocity_Limit
-    profile_acceleration: int = 0
+    profile_velocity: int = 0            # 0.229 rpm; 0 = no profile: full motor speed (e-Manual)
+    profile_acceleration: int = 0        # 214.6 rev/min^2; 0 = infinite acceleration
     baudrate: int = 1_000_000
     num_retry: int = 2
+    robot_joint_limits: Mapping[str, tuple] = field(default_factory=dict)  # top-level, followers
 
     def __post_init__(self):
         where = f'arms.{self.name}'
@@ -88,6 +102,17 @@ class ArmConfig:
         if self.model not in ARM_MODELS:
             raise CalibrationError(f'{where}.model: {self.model!r} is not one of '
                                    f'{sorted(ARM_MODELS)}')
+        self._check_ids(where)
+        self._check_joint_values(where)
+        self._check_integers(where)
+        if self.baudrate not in (57600, 115200, 1_000_000, 2_000_000, 3_000_000, 4_000_000):
+            raise CalibrationError(f'{where}.baudrate: {self.baudrate!r} is not a Dynamixel '
+                                   'baud rate (ALOHA motors are set to 1000000)')
+        if not self.port:
+            raise CalibrationError(f'{where}.port: give the serial device, e.g. '
+                                   f'/dev/ttyDXL_{self.name}')
+
+    def _check_ids(self, where: str) -> None:
         for key in self.ids:
             if key not in MOTOR_SLOTS:
                 raise _unknown(f'{where}.ids', key, MOTOR_SLOTS)
@@ -102,6 +127,8 @@ class ArmConfig:
             if joint not in self.ids:
                 raise CalibrationError(f'{where}.ids: missing {joint!r}; every joint of '
                                        f'{list(COMMAND_JOINTS)} needs a motor ID')
+
+    def _check_joint_values(self, where: str) -> None:
         for key, value in self.joint_offsets.items():
             if key not in COMMAND_JOINTS:
                 raise _unknown(f'{where}.joint_offsets', key, COMMAND_JOINTS)
@@ -116,6 +143,15 @@ class ArmConfig:
                     or not pair[0] < pair[1]):
                 raise CalibrationError(f'{where}.joint_limits.{key}: {pair!r} must be '
                                        '[lower, upper] with finite lower < upper [rad]')
+        for joint in COMMAND_JOINTS:
+            low, high = self.limits(joint)
+            if not low < high:
+                raise CalibrationError(
+                    f'{where}: joint_limits.{joint} {self._own_limits(joint)} and the top-level '
+                    f'joint_limits.{joint} {self.robot_joint_limits.get(joint)} do not overlap; '
+                    'fix one of them')
+
+    def _check_integers(self, where: str) -> None:
         for key, low, high in (('gripper_current_limit', 1, 2047), ('velocity_limit', 1, 1023),
                                ('profile_velocity', 0, 32767),
                                ('profile_acceleration', 0, 32767), ('num_retry', 0, 10)):
@@ -123,12 +159,11 @@ class ArmConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise CalibrationError(f'{where}.{key}: {value!r} must be an integer in '
                                        f'[{low}, {high}]')
-        if self.baudrate not in (57600, 115200, 1_000_000, 2_000_000, 3_000_000, 4_000_000):
-            raise CalibrationError(f'{where}.baudrate: {self.baudrate!r} is not a Dynamixel '
-                                   'baud rate (ALOHA motors are set to 1000000)')
-        if not self.port:
-            raise CalibrationError(f'{where}.port: give the serial device, e.g. '
-                                   f'/dev/ttyDXL_{self.name}')
+        if self.profile_velocity > self.velocity_limit:
+            raise CalibrationError(f'{where}.profile_velocity: {self.profile_velocity} exceeds '
+                                   f'velocity_limit {self.velocity_limit}; the motors refuse it '
+                                   '(e-Manual: Profile_Velocity <= Velocity_Limit); lower it, '
+                                   'or use 0 for no profile')
 
     # --- derived data -------------------------------------------------------------------
     @property
@@ -164,8 +199,24 @@ class ArmConfig:
             return OperatingMode.CURRENT_BASED_POSITION
         return OperatingMode.POSITION
 
-    def limits(self, joint: str) -> tuple:
+    def _own_limits(self, joint: str) -> tuple:
         return tuple(self.joint_limits.get(joint, self.arm_model.joint_limits[joint]))
+
+    def limits(self, joint: str) -> tuple:
+        """[rad]: the arm's own limits, within the top-level ones for a follower."""
+        low, high = self._own_limits(joint)
+        if self.is_follower and joint in self.robot_joint_limits:
+            top_low, top_high = self.robot_joint_limits[joint]
+            low, high = max(low, top_low), min(high, top_high)
+        return float(low), float(high)
+
+    def tick_limits(self, joint: str) -> tuple:
+        """limits(joint) as Goal_Position ticks, rounded inward (a limit within 1/100 tick of
+        a tick, like -3.14158 rad, counts as that tick), within 0..4095."""
+        low, high = (CENTER_TICK + (v + self.joint_offsets.get(joint, 0.0))
+                     * (TICKS_PER_REV / (2 * math.pi)) for v in self.limits(joint))
+        return (max(0, math.ceil(low - 0.01)),
+                min(TICKS_PER_REV - 1, math.floor(high + 0.01)))
 
     def ticks_to_rad(self, joint: str, ticks) -> float:
         return (ticks - CENTER_TICK) * (2 * math.pi / TICKS_PER_REV) - \
@@ -194,7 +245,8 @@ def _unknown(where: str, key, allowed) -> CalibrationError:
     return CalibrationError(f'{where}: unknown key {key!r}{hint}; allowed keys: {list(allowed)}')
 
 
-def parse_arm(name: str, entry: Any, source: str = '') -> ArmConfig:
+def parse_arm(name: str, entry: Any, source: str = '',
+              robot_joint_limits: Mapping | None = None) -> ArmConfig:
     prefix = f'{source}: ' if source else ''
     if name not in ARMS:
         raise CalibrationError(f'{prefix}{_unknown("arms", name, ARMS)}')
@@ -220,13 +272,16 @@ def parse_arm(name: str, entry: Any, source: str = '') -> ArmConfig:
     if 'joint_limits' in values:
         values['joint_limits'] = {k: tuple(v) if isinstance(v, list) else v
                                   for k, v in values['joint_limits'].items()}
+    values['robot_joint_limits'] = dict(robot_joint_limits or {})
     try:
         return ArmConfig(name=name, **values)
     except CalibrationError as exc:
         raise CalibrationError(f'{prefix}{exc}') from None
 
 
-def parse_arms(section: Mapping, source: str = '') -> dict:
-    """Validate a calibration's `arms:` mapping -> {namespace: ArmConfig}."""
-    return {name: parse_arm(name, entry, source) for name, entry in (section or {}).items()}
+def parse_arms(section: Mapping, source: str = '', joint_limits: Mapping | None = None) -> dict:
+    """Validate a calibration's `arms:` mapping -> {namespace: ArmConfig}; `joint_limits` are
+    the file's top-level follower limits (Calibration.joint_limits)."""
+    return {name: parse_arm(name, entry, source, joint_limits)
+            for name, entry in (section or {}).items()}
 

@@ -16,16 +16,15 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import yaml
 
-from cosmos_policy_ros.calibration import (CalibrationError, GripperConstants,
-                                           load_calibration)
+from cosmos_policy_ros.calibration import CalibrationError, GripperConstants, load_calibration
 from cosmos_policy_ros.hardware.arm import Arm
 from cosmos_policy_ros.hardware.arm_config import ARM_MODELS
 from cosmos_policy_ros.names import ARM_JOINTS, COMMAND_JOINTS, FOLLOWERS, LEADERS
@@ -151,11 +150,14 @@ class Calibrator:
         self.samples = samples
 
     def connect(self) -> None:
-        """Open every bus, check the motor models, and turn torque off (arms go limp)."""
+        """Open every bus, check the motor models, turn torque off (arms go limp), and
+        configure the motors as the driver does (Drive_Mode, shadows...), so positions read
+        in the driver's convention even on a factory-fresh arm."""
         for arm in self.arms.values():
             arm.bus.connect()
             arm.verify_motors()
             arm.set_torque(False)
+            arm.configure()
 
     def close(self) -> None:
         for arm in self.arms.values():

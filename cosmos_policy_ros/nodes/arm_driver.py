@@ -2,12 +2,16 @@
 
 A regular node with explicit states (unconfigured -> inactive <-> active, fault, port_lost;
 lifecycle nodes are awkward from the PyPI rclpy wheels): at start it configures (opens the
-port, checks motor models, writes operating modes / velocity limit / gripper current limit
-and verifies them by read-back) and, for followers, activates (torque on, holding the present
-position). Leaders stay torque-off and read-only.
+port, checks motor models, writes what differs of the motor configuration: Return_Delay_Time,
+Drive_Mode, Secondary_ID, operating modes, velocity and position limits, gripper current
+limit, shadow homing; hardware/motor_setup.py) and verifies all of it by read-back; only then,
+for followers, it activates (torque on, holding the present position, verified). A failed
+verification keeps torque off and names motor, register, expected and found. Leaders stay
+torque-off and read-only.
 
 Publishes:
-- names.joint_states_topic(arm) (sensor_msgs/JointState, reliable) at `rate` Hz:
+- names.joint_states_topic(arm) (sensor_msgs/JointState, reliable) at `rate` Hz, from the bus
+  thread (hardware/rate_loop.py: one read+write cycle per period on absolute deadlines):
   names.JOINT_STATE_NAMES (Interbotix order), rad / gripper motor rad / finger m; velocity;
   effort (mA, or 0.1 % load on XL430/XC430).
 - names.DIAGNOSTICS_TOPIC every `diagnostics_period` s: state, hardware errors, temperatures,
@@ -15,12 +19,14 @@ Publishes:
 
 Subscribes: names.joint_command_topic(arm) (sensor_msgs/JointState, reliable): `name` ⊆
 names.COMMAND_JOINTS, `position` rad (gripper = motor angle); partial commands keep the other
-joints' goals; clamped to the calibration limits; a command with unknown names, non-finite
+joints' goals; clamped to the calibration limits (the top-level `joint_limits` within the
+arm's own) and, in ticks, to the motors' position limits; a command with unknown names, non-finite
 values or a length mismatch is rejected whole (logged, counted). Only the newest goal is sent,
 at the next cycle.
 
 Services: names.torque_enable_service(arm) (std_srvs/SetBool), names.reboot_service(arm)
-(std_srvs/Trigger).
+(std_srvs/Trigger: reboots every motor, waits until they answer, re-configures and restores
+torque, verified; fails with the reason otherwise).
 
 Faults never stop the node: a hardware error holds the arm (no goals) and, with
 `auto_recover`, reboots the faulted motors every `retry_period` until the error clears; a lost
@@ -35,8 +41,9 @@ from std_srvs.srv import SetBool, Trigger
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
-from cosmos_policy_ros.hardware.arm import ArmSupervisor
 from cosmos_policy_ros.hardware.arm_config import parse_arms
+from cosmos_policy_ros.hardware.rate_loop import RateLoop
+from cosmos_policy_ros.hardware.supervisor import ArmSupervisor
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run
@@ -55,6 +62,8 @@ PARAMS = (
     Param('torque_off_on_exit', True, 'followers: torque off when the node stops (else the '
           'arm keeps holding its last goal)'),
     Param('diagnostics_period', 1.0, 'diagnostics publish period [s]', min=0.05),
+    Param('reboot_timeout', 2.0, 'seconds to wait for rebooted motors to answer again',
+          min=0.2, read_only=True),
 )
 
 _LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
@@ -67,7 +76,7 @@ class ArmDriverNode(Node):
         self.params = params.declare(self, PARAMS, on_change=self._on_params)
         p = self.params
         calibration = load_calibration(p.calibration)
-        arms = parse_arms(calibration.arms, calibration.source)
+        arms = parse_arms(calibration.arms, calibration.source, calibration.joint_limits)
         if p.arm not in arms:
             raise ValueError(f'{calibration.source}: no `arms.{p.arm}` entry; add it (port, '
                              f'role, ...) or pick one of {sorted(arms)} with arm:=')
@@ -75,13 +84,13 @@ class ArmDriverNode(Node):
         if p.port:
             config = type(config)(**{**config.__dict__, 'port': p.port})
         self.supervisor = ArmSupervisor(config, p.auto_recover, p.retry_period,
-                                        torque_off_on_close=p.torque_off_on_exit)
+                                        torque_off_on_close=p.torque_off_on_exit,
+                                        reboot_timeout_s=p.reboot_timeout)
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.joint_pub = self.create_publisher(JointState, names.joint_states_topic(p.arm),
                                                reliable)
         self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC, 10)
-        bus_group = MutuallyExclusiveCallbackGroup()
         io_group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(JointState, names.joint_command_topic(p.arm), self._on_command,
                                  reliable, callback_group=io_group)
@@ -94,7 +103,9 @@ class ArmDriverNode(Node):
         if not self.supervisor.start(activate=config.is_follower):
             self.get_logger().error(f'not connected yet, retrying every {p.retry_period} s: '
                                     f'{self.supervisor.last_error}')
-        self.create_timer(1.0 / p.rate, self._on_cycle, callback_group=bus_group)
+        # The bus cycle runs in its own thread (RateLoop), not on an rclpy timer: the
+        # executor's dispatch cost more CPU than the cycle itself.
+        self.bus_loop = RateLoop(self._on_cycle, p.rate, f'{p.arm}-bus').start()
         self.create_timer(p.diagnostics_period, self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f'{p.arm} ({config.role}, {config.model}) on '
@@ -122,7 +133,12 @@ class ArmDriverNode(Node):
         msg.position = state.position.tolist()
         msg.velocity = state.velocity.tolist()
         msg.effort = state.effort.tolist()
-        self.joint_pub.publish(msg)
+        try:
+            self.joint_pub.publish(msg)
+        except Exception as exc:      # rclpy's own error types; expected only at shutdown
+            if self.context.ok():
+                self.get_logger().error(f'{names.joint_states_topic(self.params.arm)}: '
+                                        f'publish failed: {exc}')
 
     def _on_command(self, msg: JointState) -> None:
         result = self.supervisor.set_command(msg.name, msg.position)
@@ -161,6 +177,7 @@ class ArmDriverNode(Node):
         self.diag_pub.publish(array)
 
     def close(self) -> None:
+        self.bus_loop.stop()
         self.supervisor.close()
 
 

@@ -7,46 +7,51 @@ Public API (kept stable; used by hardware.arm, the calibrate tool and the benchm
     bus.ping(dxl_id) -> int                        # model number; DynamixelCommError names id+port
     bus.read(dxl_id, 'Present_Position') -> int    # any Register name of tables.py (signed aware)
     bus.write(dxl_id, 'Operating_Mode', 5, verify=True)   # verify reads back, RuntimeError if not
-    bus.sync_read_state([1, 2, ...]) -> {id: MotorState}  # one transaction, 126..146 + ALERT bit
+    bus.sync_read([1, 2, ...], address, length) -> {id: (bytes, error byte)}   # one transaction
+    bus.sync_read_state([1, 2, ...]) -> {id: MotorState}  # 126..146 + ALERT bit
     bus.sync_write('Goal_Position', {1: 2048, ...})        # one transaction, no status
     bus.set_torque(ids, enabled); with bus.torque_disabled(ids): ...   # EEPROM writes
-    bus.reboot(dxl_id); bus.close(); bus.stats (BusStats)
+    bus.reboot(dxl_id); bus.wait_for_motors(ids, timeout_s); bus.close(); bus.stats (BusStats)
 
-Errors: DynamixelCommError (a ConnectionError) when a transaction fails after `num_retry`
-retries, PortLostError (a DynamixelCommError) when the port is missing or vanished,
-MotorInstructionError (a RuntimeError) when a motor rejects an instruction, and
-MotorHardwareError (a RuntimeError) raised by callers that find ALERT bits set
+Errors: DynamixelCommError (a ConnectionError; `.ids` = the motors that did not answer) when a
+transaction fails after `num_retry` retries, PortLostError (a DynamixelCommError) when the port
+is missing or vanished, MotorInstructionError (a RuntimeError) when a motor rejects an
+instruction, and MotorHardwareError (a RuntimeError) raised by callers that find ALERT bits set
 (`MotorState.alert`; the cause is in Hardware_Error_Status, read with `read`).
 
-dynamixel-sdk 4.1.0 does not byte-stuff what it sends (txPacket drops addStuffing's result);
-SafePacketHandler sends every instruction stuffed, so values whose bytes contain FF FF FD
-(negative goals in extended position, velocity or current modes) reach the motor intact.
+Sync reads go through port.collect_status (one blocking read, all status packets parsed at
+once, silent motors named); everything else through the sdk, whose receive loop now sleeps in
+select() instead of spinning (port.py).
 """
 import contextlib
-import termios
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import serial
-from dynamixel_sdk import PortHandler, Protocol2PacketHandler
 from dynamixel_sdk import robotis_def as sdk
 
 from cosmos_policy_ros.hardware.dynamixel import protocol
-from cosmos_policy_ros.hardware.dynamixel.tables import (MODELS, STATE_BLOCK_LENGTH,
-                                                         STATE_BLOCK_START, Register)
+from cosmos_policy_ros.hardware.dynamixel.port import (
+    PORT_ERRORS,
+    BusStats,
+    CountingPortHandler,
+    DynamixelCommError,
+    PortLostError,
+    SafePacketHandler,
+    collect_status,
+)
+from cosmos_policy_ros.hardware.dynamixel.tables import (
+    MODELS,
+    STATE_BLOCK_LENGTH,
+    STATE_BLOCK_START,
+    Register,
+)
 
-_PORT_ERRORS = (OSError, serial.SerialException, termios.error)
+__all__ = ['BusStats', 'DynamixelBus', 'DynamixelCommError', 'MotorHardwareError',
+           'MotorInstructionError', 'MotorState', 'PortLostError', 'register']
+
 _REGISTERS = MODELS['XM430-W350'].registers()   # addresses are shared by all four models
-
-
-class DynamixelCommError(ConnectionError):
-    """A bus transaction failed (no/corrupt status packet) after all retries."""
-
-
-class PortLostError(DynamixelCommError):
-    """The serial port is missing, was unplugged, or cannot be opened."""
 
 
 class MotorInstructionError(RuntimeError):
@@ -62,23 +67,9 @@ class MotorHardwareError(RuntimeError):
 
 
 _INSTRUCTION_ERRORS = {1: 'result fail', 2: 'instruction error', 3: 'CRC error',
-                       4: 'data range error', 5: 'data length error', 6: 'data limit error',
+                       4: 'data range error', 5: 'data length error',
+                       6: 'data limit error (outside the limit registers)',
                        7: 'access error (EEPROM write needs torque off, or read-only address)'}
-
-
-@dataclass
-class BusStats:
-    transactions: int = 0
-    retries: int = 0          # failed attempts that were retried
-    timeouts: int = 0         # lost status packets (no answer)
-    corrupt: int = 0          # status packets with bad CRC / framing
-    failures: int = 0         # transactions that failed after all retries
-    stuffed_packets: int = 0  # instructions that needed byte stuffing
-    tx_bytes: int = 0
-    rx_bytes: int = 0
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -91,70 +82,14 @@ class MotorState:
     alert: bool          # ALERT bit: Hardware_Error_Status != 0
 
 
-class SafePacketHandler(Protocol2PacketHandler):
-    """Protocol2PacketHandler whose txPacket sends the stuffed packet (sdk 4.1.0 drops it)."""
-
-    def __init__(self, stats: BusStats):
-        self.stats = stats
-
-    def txPacket(self, port, txpacket):  # sdk override
-        if port.is_using:
-            return sdk.COMM_PORT_BUSY
-        port.is_using = True
-        length = txpacket[5] | (txpacket[6] << 8)
-        body = bytes(txpacket[7:7 + length - 2])
-        if protocol.has_header_pattern(body):
-            self.stats.stuffed_packets += 1
-        packet = protocol.build_packet(txpacket[4], body[0], body[1:])
-        if len(packet) > 1024:
-            port.is_using = False
-            return sdk.COMM_TX_ERROR
-        port.clearPort()
-        if port.writePort(packet) != len(packet):
-            port.is_using = False
-            return sdk.COMM_TX_FAIL
-        return sdk.COMM_SUCCESS
-
-
-class CountingPortHandler(PortHandler):
-    """PortHandler that counts bytes and turns OS/serial failures into PortLostError."""
-
-    def __init__(self, port_name: str, stats: BusStats):
-        super().__init__(port_name)
-        self.stats = stats
-
-    def _lost(self, exc: Exception) -> PortLostError:
-        self.is_using = False
-        return PortLostError(f'Dynamixel port {self.port_name}: lost ({exc}); check the USB '
-                             'cable / U2D2 power, the driver reconnects when it is back')
-
-    def readPort(self, length):  # sdk override
-        try:
-            data = self.ser.read(length)
-        except _PORT_ERRORS as exc:
-            raise self._lost(exc) from None
-        self.stats.rx_bytes += len(data)
-        return data
-
-    def writePort(self, packet):  # sdk override
-        try:
-            written = self.ser.write(bytes(packet))
-        except _PORT_ERRORS as exc:
-            raise self._lost(exc) from None
-        self.stats.tx_bytes += written or 0
-        return written
-
-    def clearPort(self):  # sdk override
-        try:
-            self.ser.reset_input_buffer()
-        except _PORT_ERRORS as exc:
-            raise self._lost(exc) from None
-
-
 def register(name: str) -> Register:
     if name not in _REGISTERS:
         raise KeyError(f'unknown Dynamixel register {name!r}; known: {sorted(_REGISTERS)}')
     return _REGISTERS[name]
+
+
+def _id_list(ids) -> str:
+    return ', '.join(str(i) for i in ids)
 
 
 class DynamixelBus:
@@ -188,7 +123,7 @@ class DynamixelBus:
             port = CountingPortHandler(self.port, self.stats)
             try:
                 opened = port.openPort() and port.setBaudRate(self.baudrate)
-            except _PORT_ERRORS as exc:
+            except PORT_ERRORS as exc:
                 raise PortLostError(f'{self}: cannot open {self.port}: {exc}; check permissions '
                                     '(dialout group) and that no other driver holds it') from None
             if not opened:
@@ -207,14 +142,16 @@ class DynamixelBus:
             raise PortLostError(f'{self}: not connected; call connect()')
         return self._port
 
-    def _transact(self, attempt, what: str):
-        """Run attempt() -> (result, value) with retries; returns value or raises."""
+    def _transact(self, attempt, what: str, tries: int | None = None):
+        """Run attempt(port) -> (result, value) with retries; returns value or raises. On a
+        failure `value` may be (detail text, ids) naming the motors at fault."""
+        tries = self.num_retry + 1 if tries is None else tries
         with self._lock:
             port = self._require_port()
             self.stats.transactions += 1
-            result = sdk.COMM_SUCCESS
-            for tries in range(self.num_retry + 1):
-                if tries:
+            result, value = sdk.COMM_SUCCESS, None
+            for attempt_no in range(tries):
+                if attempt_no:
                     self.stats.retries += 1
                     time.sleep(self.retry_delay_s)   # let a late answer land, then drop it
                     port.clearPort()
@@ -230,8 +167,9 @@ class DynamixelBus:
                 elif result == sdk.COMM_RX_CORRUPT:
                     self.stats.corrupt += 1
             self.stats.failures += 1
-            raise DynamixelCommError(f'{self}: {what} failed after {self.num_retry + 1} tries: '
-                                     f'{self._handler.getTxRxResult(result)}')
+            detail, ids = value if isinstance(value, tuple) and len(value) == 2 and \
+                isinstance(value[0], str) else (self._handler.getTxRxResult(result), ())
+            raise DynamixelCommError(f'{self}: {what} failed after {tries} tries: {detail}', ids)
 
     def _check_error(self, dxl_id: int, error: int, what: str) -> None:
         code = error & 0x7F
@@ -239,26 +177,26 @@ class DynamixelBus:
             raise MotorInstructionError(f'{self}: motor {dxl_id} rejected {what}: '
                                         f'{_INSTRUCTION_ERRORS.get(code, code)}')
 
-    def ping(self, dxl_id: int) -> int:
+    def ping(self, dxl_id: int, tries: int | None = None) -> int:
         def attempt(port):
             model, result, _ = self._handler.ping(port, dxl_id)
             return result, model
         try:
-            return self._transact(attempt, f'ping of motor {dxl_id}')
+            return self._transact(attempt, f'ping of motor {dxl_id}', tries)
         except DynamixelCommError as exc:
             if isinstance(exc, PortLostError):
                 raise
             raise DynamixelCommError(
                 f'{self}: motor ID {dxl_id} does not answer on {self.port}; check the ID in the '
                 'calibration `ids`, the motor power and cabling, and the baud rate '
-                f'({self.baudrate})') from None
+                f'({self.baudrate})', (dxl_id,)) from None
 
     def read(self, dxl_id: int, name: str) -> int:
         reg = register(name)
 
         def attempt(port):
             data, result, error = self._handler.readTxRx(port, dxl_id, reg.address, reg.size)
-            return result, (data, error)
+            return result, (data, error) if result == sdk.COMM_SUCCESS else None
         data, error = self._transact(attempt, f'read of {name} from motor {dxl_id}')
         self._check_error(dxl_id, error, f'read of {name}')
         return protocol.from_le(data[:reg.size], signed=reg.signed)
@@ -279,24 +217,41 @@ class DynamixelBus:
                                    f'writing {value}; the write did not take effect (EEPROM '
                                    'registers need torque off)')
 
-    def sync_read_state(self, ids) -> dict:
-        """Present current..temperature of every id in one sync read, with each ALERT bit."""
+    def sync_read(self, ids, address: int, length: int) -> dict:
+        """{id: (data bytes, status error byte)} of every id in one sync read. A motor that
+        stays silent (or garbled) through all retries is named in the DynamixelCommError."""
         ids = list(ids)
+        params = protocol.le_bytes(address, 2) + protocol.le_bytes(length, 2) + bytes(ids)
+        packet = protocol.build_packet(protocol.BROADCAST_ID, protocol.SYNC_READ, params)
 
         def attempt(port):
-            result = self._handler.syncReadTx(port, STATE_BLOCK_START, STATE_BLOCK_LENGTH, ids,
-                                              len(ids), False)
-            if result != sdk.COMM_SUCCESS:
-                port.is_using = False
-                return result, None
-            states = {}
-            for dxl_id in ids:
-                data, result, error = self._handler.readRx(port, dxl_id, STATE_BLOCK_LENGTH)
-                if result != sdk.COMM_SUCCESS or len(data) < STATE_BLOCK_LENGTH:
-                    return result or sdk.COMM_RX_CORRUPT, None
-                states[dxl_id] = _decode_state(bytes(data), error)
-            return sdk.COMM_SUCCESS, states
-        return self._transact(attempt, f'sync read of motors {ids}')
+            port.clearPort()
+            if port.writePort(packet) != len(packet):
+                return sdk.COMM_TX_FAIL, None
+            batch = collect_status(port, ids, port.status_timeout_s(len(ids) * (11 + length)),
+                                   length)
+            if batch.complete:
+                return sdk.COMM_SUCCESS, {i: (p.params[1:1 + length], p.params[0])
+                                          for i, p in batch.packets.items()}
+            answered = [i for i in ids if i in batch.packets]
+            parts = [f'motor ID {_id_list(batch.silent)} did not answer'] if batch.silent else []
+            if batch.garbled:
+                parts.append(f'motor ID {_id_list(batch.garbled)} answered garbled (CRC)')
+            detail = '; '.join(parts) + (f' (IDs {_id_list(answered)} did)' if answered else
+                                         ' (no motor answered: power, cable or baud rate?)')
+            if batch.garbled and batch.silent:
+                self.stats.timeouts += 1       # both in one attempt: _transact counts corrupt
+            result = sdk.COMM_RX_CORRUPT if batch.garbled else sdk.COMM_RX_TIMEOUT
+            return result, (detail, tuple(batch.silent + batch.garbled))
+        replies = self._transact(attempt, f'sync read of {length} bytes at {address}')
+        for dxl_id, (_, error) in replies.items():
+            self._check_error(dxl_id, error, f'sync read at {address}')
+        return replies
+
+    def sync_read_state(self, ids) -> dict:
+        """Present current..temperature of every id in one sync read, with each ALERT bit."""
+        replies = self.sync_read(ids, STATE_BLOCK_START, STATE_BLOCK_LENGTH)
+        return {i: _decode_state(data, error) for i, (data, error) in replies.items()}
 
     def sync_write(self, name: str, values: dict) -> None:
         reg = register(name)
@@ -325,13 +280,37 @@ class DynamixelBus:
         finally:
             self.set_torque([i for i in ids if before[i]], True)
 
-    def reboot(self, dxl_id: int, settle_s: float = 0.1) -> None:
+    def reboot(self, dxl_id: int) -> None:
+        """Send REBOOT; the motor answers, then restarts (RAM reset, torque off) and is silent
+        for a while: call wait_for_motors before using it."""
         def attempt(port):
             result, error = self._handler.reboot(port, dxl_id)
             return result, error
         self._transact(attempt, f'reboot of motor {dxl_id}')
-        time.sleep(settle_s)   # the motor does not answer while it restarts
-        self.ping(dxl_id)
+
+    def wait_for_motors(self, ids, timeout_s: float = 2.0, first_wait_s: float = 0.05) -> float:
+        """Ping each id until it answers, backing off (first_wait_s doubling, at most 0.2 s)
+        until `timeout_s` (ROBOTIS tools wait 1-2 s after a reboot). Returns the seconds
+        waited; DynamixelCommError names the motors still silent."""
+        start = time.monotonic()
+        pending, wait = list(ids), first_wait_s
+        while True:
+            time.sleep(min(wait, max(0.0, start + timeout_s - time.monotonic())))
+            for dxl_id in list(pending):
+                try:
+                    self.ping(dxl_id, tries=1)
+                    pending.remove(dxl_id)
+                except PortLostError:
+                    raise
+                except DynamixelCommError:
+                    pass                       # still restarting
+            if not pending:
+                return time.monotonic() - start
+            if time.monotonic() - start >= timeout_s:
+                raise DynamixelCommError(
+                    f'{self}: motor ID {_id_list(pending)} still silent {timeout_s:.1f} s after '
+                    'its reboot; check its power and cable, then reboot again', pending)
+            wait = min(2 * wait, 0.2)
 
 
 def _decode_state(block: bytes, error: int) -> MotorState:

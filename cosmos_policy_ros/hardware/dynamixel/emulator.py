@@ -5,21 +5,23 @@
         emu.drop_status(2); emu.corrupt_status(1)            # lose / garble next status packets
         emu.set_hardware_error(9, 0x20)                      # overload: torque off, ALERT bit
         emu.vanish(); emu.restore()                          # unplug / replug the port
-        emu.register(9, 'Current_Limit'); emu.motors[9].goal
+        emu.power_cycle(3); emu.ignore_writes(3, 'Drive_Mode')   # brown-out; a write that
+        emu.reboot_times[5] = 3.0                                # does not stick; a slow
+        emu.register(9, 'Current_Limit'); emu.motors[9].goal     # restart
 
+`for_arm` builds an arm as Interbotix leaves it configured (Drive_Mode, Secondary_ID,
+Return_Delay_Time 0, Velocity_Limit 131) or, with `factory_fresh=True`, as ROBOTIS ships the
+motors (Return_Delay_Time 250, Drive_Mode 0, no Secondary_ID); `mount_errors` offsets shadows.
 `port_path` is a stable symlink (like a udev name) to the pty slave; `vanish` closes the pty so
 an open client gets EIO, and `restore` makes a new pty behind the same symlink.
 
 The emulator answers ping, read, write, sync read, sync write, bulk read and reboot. It
-de-stuffs instruction bodies and treats an unstuffed FF FF FD inside a body as a new header,
-as a motor does (so dynamixel-sdk 4.1.0's unstuffed packets are misframed), checks CRCs, and
-stuffs its status packets. Each motor has a control table (tables.py addresses), EEPROM
-writes are refused while torque is on (access error), Secondary_ID shadows act on writes to
-their primary without answering, and a motor model moves the position toward the goal at the
-profile/velocity limit, with present current ~ position error (saturating at Current_Limit in
-current-based position mode, e.g. against `obstruct`) and temperature drifting with current.
-Wire time is not modelled unless `wire_baud` is given (then each status packet is delayed by
-bytes * 10 / baud); benchmarks report bytes per cycle so the 1 Mbps time can be computed.
+de-stuffs instruction bodies and treats an unstuffed FF FF FD inside a body as a new header, as
+a motor does (so dynamixel-sdk 4.1.0's unstuffed packets are misframed), checks CRCs, and
+stuffs its status packets, each sent after the motor's Return_Delay_Time (2 us units).
+Motor behaviour (write rules, reverse Drive_Mode, shadows, fights, overload, reboot delay) is in
+emulated_motor.py. Wire time is not modelled unless `wire_baud` is given (then each status
+packet is delayed by bytes * 10 / baud).
 Run standalone: python -m cosmos_policy_ros.hardware.dynamixel.emulator --help
 """
 import argparse
@@ -34,112 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cosmos_policy_ros.hardware.dynamixel import protocol as P
-from cosmos_policy_ros.hardware.dynamixel.tables import (CENTER_TICK, MODELS, MODELS_BY_NUMBER,
-                                                         TICKS_PER_REV, VELOCITY_UNIT_RPM,
-                                                         MotorModel, OperatingMode)
+from cosmos_policy_ros.hardware.dynamixel.emulated_motor import (
+    EEPROM_END,
+    EmulatedMotor,
+    Joint,
+)
+from cosmos_policy_ros.hardware.dynamixel.tables import MODELS, MODELS_BY_NUMBER
 
-_READ_ONLY = set(range(0, 7)) | {70} | set(range(122, 147))
-_EEPROM_END = 64
-_TABLE_SIZE = 256
-_ERROR_BITS_REG = 70
-
-
-@dataclass
-class EmulatedMotor:
-    dxl_id: int
-    model: MotorModel
-    table: bytearray = field(default_factory=lambda: bytearray(_TABLE_SIZE))
-    position: float = float(CENTER_TICK)
-    velocity: float = 0.0
-    temperature: float = 30.0
-    current: float = 0.0
-    obstacle: float | None = None      # a position the motor cannot pass (grasped object)
-    fault_persistent: bool = False     # a reboot clears the error only after clear_fault_cause
-    unresponsive_until: float = 0.0
-
-    def __post_init__(self):
-        self.reset_ram(initial=True)
-
-    def reg(self, name: str):
-        return self.model.register(name)
-
-    def get(self, name: str) -> int:
-        reg = self.reg(name)
-        return P.from_le(self.table[reg.address:reg.address + reg.size], signed=reg.signed)
-
-    def set(self, name: str, value: int) -> None:
-        reg = self.reg(name)
-        self.table[reg.address:reg.address + reg.size] = P.le_bytes(int(value), reg.size)
-
-    def reset_ram(self, initial: bool = False) -> None:
-        if initial:
-            self.set('Model_Number', self.model.number)
-            self.set('Firmware_Version', 46)
-            self.set('ID', self.dxl_id)
-            self.set('Baud_Rate', 3)
-            self.set('Return_Delay_Time', 0)
-            self.set('Operating_Mode', OperatingMode.POSITION)
-            self.set('Secondary_ID', 255)
-            if self.model.has_current:
-                self.set('Current_Limit', self.model.default_current_limit)
-            self.set('Velocity_Limit', 265)
-            self.set('Max_Position_Limit', TICKS_PER_REV - 1)
-            self.set('Min_Position_Limit', 0)
-        self.set('Torque_Enable', 0)
-        self.set('Status_Return_Level', 2)
-        self.set('Position_P_Gain', 800)
-        self.set('Profile_Velocity', 0)
-        self.set('Profile_Acceleration', 0)
-        self.set('Goal_Position', int(round(self.position)))
-        self.velocity = 0.0
-        self._publish()
-
-    @property
-    def goal(self) -> int:
-        return self.get('Goal_Position')
-
-    @property
-    def error_bits(self) -> int:
-        return self.table[_ERROR_BITS_REG]
-
-    def advance(self, dt: float) -> None:
-        """Move toward the goal at the profile/velocity limit; update current, temperature."""
-        torque = self.table[64] and not self.error_bits
-        error = 0.0
-        if torque and dt > 0:
-            limit = self.get('Profile_Velocity') or self.get('Velocity_Limit') or 265
-            max_step = limit * VELOCITY_UNIT_RPM / 60.0 * TICKS_PER_REV * dt
-            target = float(self.goal)
-            if self.obstacle is not None and (min(self.position, target) <= self.obstacle
-                                              <= max(self.position, target)):
-                target = self.obstacle          # the path to the goal crosses the obstacle
-            step = max(-max_step, min(max_step, target - self.position))
-            self.position += step
-            self.velocity = step / dt
-            error = self.goal - self.position
-        elif dt > 0:
-            self.velocity = 0.0
-        current = 2.0 * error + 0.02 * self.velocity
-        if self.model.has_current:
-            cap = self.get('Current_Limit')
-            if self.get('Operating_Mode') == OperatingMode.CURRENT_BASED_POSITION:
-                current = max(-cap, min(cap, current))
-            self.current = current
-        else:
-            self.current = max(-1000.0, min(1000.0, current))   # Present Load, 0.1 %
-        if dt > 0:
-            ambient = 30.0 + abs(self.current) * 0.02
-            self.temperature += (ambient - self.temperature) * min(1.0, dt / 30.0)
-        self._publish()
-
-    def _publish(self) -> None:
-        self.set('Present_Position', int(round(self.position)))
-        self.set('Present_Velocity', int(round(self.velocity / (
-            VELOCITY_UNIT_RPM / 60.0 * TICKS_PER_REV))))
-        self.set('Present_Current', int(round(self.current)))
-        self.set('Present_Input_Voltage', 120)
-        self.set('Present_Temperature', int(round(self.temperature)))
-        self.table[122] = int(abs(self.goal - self.position) > 2)
+RETURN_DELAY_UNIT_S = 2e-6
 
 
 @dataclass
@@ -151,19 +55,29 @@ class EmulatorStats:
     corrupted: int = 0
     rx_bytes: int = 0
     tx_bytes: int = 0
+    eeprom_writes: int = 0        # EEPROM values stored (wear; a configured arm needs none)
+    rejected: list = field(default_factory=list)   # (id, address, error) of refused writes
+    return_delay_s: float = 0.0   # Return_Delay_Time waited before status packets
 
 
 class DynamixelEmulator:
     def __init__(self, motors: dict, secondary_ids: dict | None = None,
                  link_path: str | None = None, wire_baud: int | None = None,
-                 reboot_time_s: float = 0.02):
-        """motors: {id: model name or number}; secondary_ids: {shadow id: primary id}."""
+                 reboot_time_s: float = 0.5, mirrored: dict | None = None,
+                 overload_s: float = 1.0):
+        """motors: {id: model name or number}; secondary_ids: {shadow id: primary id} (the
+        shadows' Secondary_ID); mirrored: {shadow id: (primary id, mount error ticks)} couples
+        the shafts of a shadow and its primary (one rigid joint)."""
         self.motors = {}
         for dxl_id, model in motors.items():
             model = MODELS_BY_NUMBER[model] if isinstance(model, int) else MODELS[model]
             self.motors[int(dxl_id)] = EmulatedMotor(int(dxl_id), model)
         for shadow, primary in (secondary_ids or {}).items():
             self.motors[shadow].set('Secondary_ID', primary)
+        self.joints = {dxl_id: Joint(motor) for dxl_id, motor in self.motors.items()}
+        for shadow, (primary, error) in (mirrored or {}).items():
+            self.joints[primary].add_mirrored(self.motors[shadow], error)
+            self.joints[shadow] = self.joints[primary]
         self._tmp = None
         if link_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix='dxl_emu_')
@@ -171,6 +85,8 @@ class DynamixelEmulator:
         self.port_path = str(link_path)
         self.wire_baud = wire_baud
         self.reboot_time_s = reboot_time_s
+        self.reboot_times: dict = {}        # id -> restart time overriding reboot_time_s
+        self.overload_s = overload_s
         self.stats = EmulatorStats()
         self._lock = threading.RLock()
         self._drop = 0
@@ -184,13 +100,27 @@ class DynamixelEmulator:
         self._thread = None
 
     @classmethod
-    def for_arm(cls, arm_model: str = 'aloha_vx300s', **kwargs) -> 'DynamixelEmulator':
-        """The nine motors of an ALOHA arm with default IDs (shadows 3, 5 -> 2, 4)."""
+    def for_arm(cls, arm_model: str = 'aloha_vx300s', factory_fresh: bool = False,
+                mount_errors: dict | None = None, **kwargs) -> 'DynamixelEmulator':
+        """The nine motors of an ALOHA arm with default IDs (shadows 3, 5 on 2, 4)."""
         from cosmos_policy_ros.hardware.arm_config import ARM_MODELS, DEFAULT_IDS, SHADOWS
         model = ARM_MODELS[arm_model]
         motors = {DEFAULT_IDS[slot]: name for slot, name in model.motors.items()}
         shadows = {DEFAULT_IDS[s]: DEFAULT_IDS[p] for s, p in SHADOWS.items()}
-        return cls(motors, shadows, **kwargs)
+        emulator = cls(motors, None if factory_fresh else shadows, **kwargs)
+        if not factory_fresh:
+            for slot, dxl_id in DEFAULT_IDS.items():
+                motor = emulator.motors[dxl_id]
+                motor.set('Return_Delay_Time', 0)
+                motor.set('Drive_Mode', model.drive_modes.get(slot, 0))
+                motor.set('Velocity_Limit', 131)
+        for shadow, primary in shadows.items():
+            error = (mount_errors or {}).get(shadow, 0)
+            emulator.joints[primary].add_mirrored(emulator.motors[shadow], error)
+            emulator.joints[shadow] = emulator.joints[primary]
+        for motor in emulator.motors.values():
+            motor.reset_ram()                  # goals = the present positions just set up
+        return emulator
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self) -> 'DynamixelEmulator':
@@ -237,7 +167,7 @@ class DynamixelEmulator:
         if link.is_symlink():
             link.unlink()
 
-    # --- fault injection --------------------------------------------------------------
+    # --- fault injection and inspection -----------------------------------------------
     def drop_status(self, count: int = 1, ids=None) -> None:
         """Do not send the next `count` status packets (of `ids`, or of any motor)."""
         with self._lock:
@@ -253,13 +183,23 @@ class DynamixelEmulator:
         reboot clears it unless `persistent` (then only after `clear_fault_cause`)."""
         with self._lock:
             motor = self.motors[dxl_id]
-            motor.table[_ERROR_BITS_REG] = bits
-            motor.table[64] = 0
+            motor.trip(bits)
             motor.fault_persistent = persistent
 
     def clear_fault_cause(self, dxl_id: int) -> None:
         with self._lock:
             self.motors[dxl_id].fault_persistent = False
+
+    def power_cycle(self, dxl_id: int) -> None:
+        """The motor restarts on its own (a supply dip): RAM reset, torque off, no ALERT."""
+        with self._lock:
+            self._advance()
+            self.motors[dxl_id].reboot(self.reboot_time_s)
+
+    def ignore_writes(self, dxl_id: int, name: str) -> None:
+        """Writes of `name` to this motor are acknowledged but do not stick."""
+        with self._lock:
+            self.motors[dxl_id].ignored.add(name)
 
     def obstruct(self, dxl_id: int, position: int | None) -> None:
         """Put an obstacle at `position` ticks (None removes it)."""
@@ -277,16 +217,15 @@ class DynamixelEmulator:
     def register(self, dxl_id: int, name: str) -> int:
         with self._lock:
             self._advance()
+            self.motors[dxl_id].publish()
             return self.motors[dxl_id].get(name)
 
     def set_position(self, dxl_id: int, ticks: int) -> None:
-        """Move a motor by hand (a leader arm being teleoperated)."""
+        """Move a motor's joint by hand (a leader arm being teleoperated): the motor then
+        reads `ticks`, and a shadow on the same joint moves with it."""
         with self._lock:
-            motor = self.motors[dxl_id]
-            motor.position = float(ticks)
-            if not motor.table[64]:
-                motor.set('Goal_Position', ticks)
-            motor.advance(0.0)
+            self._advance()
+            self.joints[dxl_id].set_present(self.motors[dxl_id], float(ticks))
 
     # --- serving ----------------------------------------------------------------------
     def _serve(self) -> None:
@@ -310,8 +249,10 @@ class DynamixelEmulator:
                     self._buffer += data
                     self._last_rx = now
                     self._parse()
-                elif self._buffer and now - self._last_rx > 0.1:
-                    self._buffer.clear()        # a motor's inter-byte timeout
+                else:
+                    self._advance()             # the motors move (and heat) between packets
+                    if self._buffer and now - self._last_rx > 0.1:
+                        self._buffer.clear()    # a motor's inter-byte timeout
 
     def _parse(self) -> None:
         buf = self._buffer
@@ -350,8 +291,8 @@ class DynamixelEmulator:
         now = time.monotonic()
         dt = now - self._last_advance
         self._last_advance = now
-        for motor in self.motors.values():
-            motor.advance(dt)
+        for joint in {id(j): j for j in self.joints.values()}.values():
+            joint.advance(dt, self.overload_s)
 
     def _responsive(self, dxl_id: int) -> bool:
         motor = self.motors.get(dxl_id)
@@ -367,8 +308,13 @@ class DynamixelEmulator:
                 self._corrupt -= 1
                 self.stats.corrupted += 1
                 packet = packet[:-1] + bytes(((packet[-1] + 1) & 0xFF,))
-        if self.wire_baud:
-            time.sleep(len(packet) * 10.0 / self.wire_baud)
+        delay = len(packet) * 10.0 / self.wire_baud if self.wire_baud else 0.0
+        motor = self.motors.get(dxl_id)
+        if motor is not None and motor.table[9]:
+            self.stats.return_delay_s += motor.table[9] * RETURN_DELAY_UNIT_S
+            delay += motor.table[9] * RETURN_DELAY_UNIT_S
+        if delay:
+            time.sleep(delay)
         try:
             os.write(self._master, packet)
             self.stats.tx_bytes += len(packet)
@@ -386,82 +332,77 @@ class DynamixelEmulator:
                 if m.dxl_id == dxl_id or dxl_id == P.BROADCAST_ID
                 or (m.table[12] == dxl_id and m.table[12] != 255)]
 
+    def _write(self, motor: EmulatedMotor, address: int, data: bytes) -> int:
+        error = motor.write(address, data)
+        if error:
+            self.stats.rejected.append((motor.dxl_id, address, error))
+        elif address < EEPROM_END:
+            self.stats.eeprom_writes += 1
+        return error
+
     def _handle(self, packet: P.Packet) -> None:
         code, dxl_id, params = packet.instruction, packet.dxl_id, packet.params
         self.stats.instructions[code] = self.stats.instructions.get(code, 0) + 1
         self._advance()
-        if code == P.PING:
-            ids = sorted(self.motors) if dxl_id == P.BROADCAST_ID else [dxl_id]
-            for i in ids:
-                if self._responsive(i):
-                    m = self.motors[i]
-                    self._status(i, 0, P.le_bytes(m.model.number, 2) + bytes((m.table[6],)))
-        elif code == P.READ:
-            if self._responsive(dxl_id) and len(params) == 4:
-                address, size = P.from_le(params[:2]), P.from_le(params[2:])
-                self._read_reply(dxl_id, address, size)
-        elif code == P.WRITE:
-            address, data = P.from_le(params[:2]), params[2:]
-            for motor in self._targets(dxl_id):
-                error = self._write(motor, address, data)
-                if motor.dxl_id == dxl_id and self._responsive(dxl_id):
-                    self._status(dxl_id, error)
-        elif code == P.SYNC_WRITE:
-            address, size = P.from_le(params[:2]), P.from_le(params[2:4])
-            for offset in range(4, len(params) - size, size + 1):
-                target, data = params[offset], params[offset + 1:offset + 1 + size]
-                for motor in self._targets(target):
-                    self._write(motor, address, data)
-        elif code == P.SYNC_READ:
-            address, size = P.from_le(params[:2]), P.from_le(params[2:4])
-            for i in params[4:]:
-                if self._responsive(i):
-                    self._read_reply(i, address, size)
-        elif code == P.BULK_READ:
-            for offset in range(0, len(params) - 4, 5):
-                i = params[offset]
-                address = P.from_le(params[offset + 1:offset + 3])
-                size = P.from_le(params[offset + 3:offset + 5])
-                if self._responsive(i):
-                    self._read_reply(i, address, size)
-        elif code == P.REBOOT:
-            if self._responsive(dxl_id):
-                self._status(dxl_id)
-                motor = self.motors[dxl_id]
-                if not motor.fault_persistent:
-                    motor.table[_ERROR_BITS_REG] = 0
-                motor.reset_ram()
-                motor.unresponsive_until = time.monotonic() + self.reboot_time_s
+        handler = {P.PING: self._ping, P.READ: self._read, P.WRITE: self._write_one,
+                   P.SYNC_WRITE: self._sync_write, P.SYNC_READ: self._sync_read,
+                   P.BULK_READ: self._bulk_read, P.REBOOT: self._reboot}.get(code)
+        if handler is not None:
+            handler(dxl_id, params)
         elif dxl_id in self.motors and self._responsive(dxl_id):
             self._status(dxl_id, P.ERR_INSTRUCTION)
 
+    def _ping(self, dxl_id: int, params: bytes) -> None:
+        for i in sorted(self.motors) if dxl_id == P.BROADCAST_ID else [dxl_id]:
+            if self._responsive(i):
+                m = self.motors[i]
+                self._status(i, 0, P.le_bytes(m.model.number, 2) + bytes((m.table[6],)))
+
+    def _read(self, dxl_id: int, params: bytes) -> None:
+        if self._responsive(dxl_id) and len(params) == 4:
+            self._read_reply(dxl_id, P.from_le(params[:2]), P.from_le(params[2:]))
+
+    def _write_one(self, dxl_id: int, params: bytes) -> None:
+        address, data = P.from_le(params[:2]), params[2:]
+        for motor in self._targets(dxl_id):
+            if self._responsive(motor.dxl_id):
+                error = self._write(motor, address, data)
+                if motor.dxl_id == dxl_id:
+                    self._status(dxl_id, error)
+
+    def _sync_write(self, dxl_id: int, params: bytes) -> None:
+        address, size = P.from_le(params[:2]), P.from_le(params[2:4])
+        for offset in range(4, len(params) - size, size + 1):
+            target, data = params[offset], params[offset + 1:offset + 1 + size]
+            for motor in self._targets(target):
+                if self._responsive(motor.dxl_id):
+                    self._write(motor, address, data)
+
+    def _sync_read(self, dxl_id: int, params: bytes) -> None:
+        address, size = P.from_le(params[:2]), P.from_le(params[2:4])
+        for i in params[4:]:
+            if self._responsive(i):
+                self._read_reply(i, address, size)
+
+    def _bulk_read(self, dxl_id: int, params: bytes) -> None:
+        for offset in range(0, len(params) - 4, 5):
+            i = params[offset]
+            if self._responsive(i):
+                self._read_reply(i, P.from_le(params[offset + 1:offset + 3]),
+                                 P.from_le(params[offset + 3:offset + 5]))
+
+    def _reboot(self, dxl_id: int, params: bytes) -> None:
+        if self._responsive(dxl_id):
+            self._status(dxl_id)
+            self.motors[dxl_id].reboot(self.reboot_times.get(dxl_id, self.reboot_time_s))
+
     def _read_reply(self, dxl_id: int, address: int, size: int) -> None:
         motor = self.motors[dxl_id]
-        if address + size > _TABLE_SIZE or size == 0:
+        if address + size > len(motor.table) or size == 0:
             self._status(dxl_id, P.ERR_DATA_LENGTH)
             return
+        motor.publish()
         self._status(dxl_id, 0, bytes(motor.table[address:address + size]))
-
-    def _write(self, motor: EmulatedMotor, address: int, data: bytes) -> int:
-        """Apply a write as the motor would; returns the status error number."""
-        registers = {r.address: r for r in motor.model.registers().values()}
-        reg = registers.get(address)
-        if reg is None or len(data) != reg.size or address in _READ_ONLY:
-            return P.ERR_ACCESS if reg is None or address in _READ_ONLY else P.ERR_DATA_LENGTH
-        if address < _EEPROM_END and motor.table[64]:
-            return P.ERR_ACCESS
-        value = P.from_le(data, signed=reg.signed)
-        if reg.name == 'Operating_Mode' and value not in motor.model.modes:
-            return P.ERR_DATA_RANGE
-        if reg.name == 'Torque_Enable' and value and motor.error_bits:
-            return P.ERR_RESULT_FAIL           # torque stays off until a reboot
-        if reg.name == 'Current_Limit' and not 0 <= value <= motor.model.default_current_limit:
-            return P.ERR_DATA_RANGE
-        if reg.name == 'Goal_Position' and motor.get('Operating_Mode') == OperatingMode.POSITION:
-            if not motor.get('Min_Position_Limit') <= value <= motor.get('Max_Position_Limit'):
-                return P.ERR_DATA_LIMIT
-        motor.table[address:address + reg.size] = data
-        return 0
 
 
 def _unstuffed_header(body: bytes) -> int | None:
@@ -480,12 +421,15 @@ def main(argv=None) -> None:
                         help='symlink path = aloha_vx300s|aloha_wx250s (repeat per arm)')
     parser.add_argument('--wire-baud', type=int, default=None,
                         help='delay status packets by their 1 Mbps (or given) wire time')
+    parser.add_argument('--factory-fresh', action='store_true',
+                        help='ROBOTIS factory EEPROM (Return_Delay_Time 250, no shadow setup)')
     args = parser.parse_args(argv)
     emulators = []
     for item in args.arm:
         link, _, model = item.partition('=')
-        emulators.append(DynamixelEmulator.for_arm(model or 'aloha_vx300s', link_path=link,
-                                                   wire_baud=args.wire_baud).start())
+        emulators.append(DynamixelEmulator.for_arm(
+            model or 'aloha_vx300s', factory_fresh=args.factory_fresh, link_path=link,
+            wire_baud=args.wire_baud).start())
     print('ready', flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -51,6 +51,8 @@ def has_header_pattern(body) -> bool:
 
 def stuff(body) -> bytes:
     """Insert FD after every FF FF FD in the body (instruction + params, no header/CRC)."""
+    if HEADER[:3] not in bytes(body):
+        return bytes(body)                  # the common case: nothing to stuff
     out = bytearray()
     for byte in bytes(body):
         out.append(byte)
@@ -61,8 +63,10 @@ def stuff(body) -> bytes:
 
 def unstuff(body) -> bytes:
     """Remove the FD that follows every FF FF FD (inverse of `stuff`)."""
-    out = bytearray()
     data = bytes(body)
+    if HEADER[:3] not in data:
+        return data                         # the common case: nothing was stuffed
+    out = bytearray()
     i = 0
     while i < len(data):
         out.append(data[i])

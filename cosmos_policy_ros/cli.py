@@ -10,7 +10,8 @@ import sys
 COMMANDS = {
     'up': ('start a node graph (same node list as launch/<graph>.launch.py)', 'up'),
     'graphs': ('list the graphs and their arguments', 'graphs'),
-    'record': ('record scripted demonstrations in sim through the ROS graph, then export', 'record'),
+    'record': ('record scripted demonstrations in sim through the ROS graph, then export',
+               'record'),
     'export': ('export recorded episode bags to ALOHA HDF5 + dataset statistics', 'export'),
     'train': ('train or fine-tune a policy on recorded episodes (latent cache, DDP/FSDP)',
               'train'),
@@ -19,6 +20,8 @@ COMMANDS = {
              'eval'),
     'run-policy': ('run the policy graph on the simulated ALOHA and report rates/latency',
                    'run_policy'),
+    'serve': ('serve the policy over openpi websocket + msgpack and /act HTTP JSON (no ROS)',
+              'serve'),
     'calibrate': ('record gripper open/close and joint ranges, write calibration/<robot>.yaml',
                   'calibrate'),
     'udev-rules': ('write udev rules for the U2D2 adapters (latency_timer 1)', 'udev_rules'),

@@ -9,11 +9,19 @@ names.POLICY_LATENCY_TOPIC (JSON seconds per stage + each source's stamp),
 names.POLICY_INFO_TOPIC (latched JSON; says UNTRAINED when no checkpoint is loaded),
 names.POLICY_MARKERS_TOPIC (value/latency text for RViz).
 Inference runs in a worker thread; callbacks never wait for the model.
+
+backend:=remote runs no model here: each query goes to a `cosmos-policy-ros serve` server
+(`server`, openpi websocket protocol; token from COSMOS_POLICY_TOKEN) with this node's seed and
+steps, and the chunk is published exactly as a local one (stamp = observation time). A down or
+slow server publishes nothing (reconnects with backoff), so the controller holds;
+/diagnostics reports the connection.
 """
 import json
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
@@ -53,7 +61,16 @@ MODEL_PARAMS = (
     Param('torch_threads', 0, 'torch CPU threads (0: torch default)', min=0),
 )
 
-PARAMS = MODEL_PARAMS + OBSERVATION_PARAMS + (
+REMOTE_PARAMS = (
+    Param('backend', 'local', 'local: run the model in this process; remote: query a policy '
+          'server (cosmos-policy-ros serve)', choices=('local', 'remote'), read_only=True),
+    Param('server', 'ws://127.0.0.1:8000', 'remote: policy server URI (ws:// or wss://)',
+          read_only=True),
+    Param('server_timeout', 10.0, 'remote: longest wait for a chunk [s, wall]; a later reply '
+          'is dropped with its connection', min=0.1, read_only=True),
+)
+
+PARAMS = MODEL_PARAMS + REMOTE_PARAMS + OBSERVATION_PARAMS + (
     Param('task', 'transfer_cube', f'task; its instruction conditions the policy {list(TASKS)}',
           read_only=True),
     Param('instruction', '', "override the task's instruction text ('' = the task's)",
@@ -98,7 +115,14 @@ class Policy(Node):
         self.params = params.declare(self, PARAMS)
         p = self.params
         self.instruction = p.instruction or TASKS[p.task].instruction
-        self.model = load_model(p)
+        if p.backend == 'remote':
+            from cosmos_policy_ros.serving.client import Observation, RemotePolicy  # no torch
+            self.model = RemotePolicy(p.server, timeout=p.server_timeout,
+                                      on_connect=self.on_server_connect)
+        else:
+            from cosmos_policy_ros.model.policy import Observation
+            self.model = load_model(p)
+        self.observation_type = Observation
         self.queries = 0
         group = ReentrantCallbackGroup()
         reliable = QoSProfile(depth=10)
@@ -120,19 +144,26 @@ class Policy(Node):
                                            finish_first=p.lockstep),
                               self.infer, callback_group=group, lockstep=p.lockstep)
         info = model_info(p, {'task': p.task, 'instruction': self.instruction, 'mode': p.mode})
+        if p.backend == 'remote':
+            info.update(backend='remote', server=p.server, preset='', checkpoint='',
+                        untrained=None, status='remote: not connected yet')
+            self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC,
+                                                  reliable)
+            self.create_timer(1.0, self.publish_remote_status, callback_group=group,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.info = info
         self.info_pub.publish(String(data=json.dumps(info)))
         self.get_logger().info(f'policy: preset {p.preset}, {info["status"]}, {p.mode} mode, '
                                f'{p.num_steps} steps, task "{self.instruction}"')
-        if not p.checkpoint:
+        if not p.checkpoint and p.backend == 'local':
             self.get_logger().warning('policy is UNTRAINED (no checkpoint): random weights')
 
     def infer(self, raw):
-        from cosmos_policy_ros.model.policy import Observation
         p = self.params
         started = time.perf_counter()
         obs = self.inputs.assemble(raw)
-        observation = Observation(images=obs.images, proprio=obs.proprio,
-                                  task=self.instruction)
+        observation = self.observation_type(images=obs.images, proprio=obs.proprio,
+                                            task=self.instruction)
         model_start = time.perf_counter()
         seed = (lockstep.noise_seed(p.seed, raw.stamp_ns * 1e-9) if p.lockstep
                 else p.seed + self.queries)
@@ -158,15 +189,39 @@ class Policy(Node):
             'publish_s': published - publish_start,
             'camera_to_publish_s': published_mono - raw.newest_receive,
             'inference_total_s': published - started, 'obs_age_at_publish_s': node_latency,
-            'value': value, 'untrained': not p.checkpoint, 'noise_seed': seed,
+            'value': value, 'untrained': self.info['untrained'], 'noise_seed': seed,
             'model_stages_s': {k: float(v) for k, v in (out.timings or {}).items()}}
         self.latency_pub.publish(String(data=json.dumps(latency)))
         self.marker_pub.publish(value_markers(f'value {value:.2f}  model {model_s:.2f} s'
-                                              + ('  UNTRAINED' if not p.checkpoint else ''),
+                                              + ('  UNTRAINED' if self.info['untrained'] else ''),
                                               raw.stamp_ns))
         return raw.stamp_ns, node_latency
 
+    def on_server_connect(self, metadata: dict) -> None:
+        """backend:=remote: (re)connected; say what the server runs."""
+        server = {k: metadata.get(k) for k in ('preset', 'checkpoint', 'untrained', 'status',
+                                               'device', 'dtype') if k in metadata}
+        self.info = {**self.info, **server, 'backend': 'remote', 'server_metadata': server}
+        self.info_pub.publish(String(data=json.dumps(self.info)))
+        self.get_logger().info(f'connected to policy server {self.params.server}: {server}')
+        if server.get('untrained'):
+            self.get_logger().warning('the policy server runs an UNTRAINED model')
+
+    def publish_remote_status(self) -> None:
+        status = self.model.status()
+        level = DiagnosticStatus.OK if status['connected'] else DiagnosticStatus.ERROR
+        message = (f'connected to {status["server"]}' if status['connected'] else
+                   f'policy server unreachable: {status["last_error"] or "not connected yet"}')
+        diagnostic = DiagnosticStatus(level=level, name='policy: remote server',
+                                      hardware_id=status['server'], message=message)
+        diagnostic.values = [KeyValue(key=k, value=str(v)) for k, v in status.items()]
+        array = DiagnosticArray(status=[diagnostic])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
     def close(self) -> None:
+        if self.params.backend == 'remote':
+            self.model.close()              # interrupts a backoff wait or a pending reply
         self.loop.close()
 
 

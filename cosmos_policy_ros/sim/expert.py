@@ -139,8 +139,25 @@ class ExpertTrajectory:
         return np.append(self.arm[side][step], gripper.follower_joint_unnormalize(opening))
 
 
+# forearm_roll and wrist_rotate turn about nearly parallel axes while the wrist is straight: an
+# unweighted solver can spin them by +-pi in opposite directions (three equivalent postures,
+# chosen chaotically by the object's position), which makes demonstrations multimodal. The
+# solver therefore moves them 4x more reluctantly than the other joints and, in the null space
+# of the task, pulls them back to 0.
+JOINT_WEIGHTS = np.array([1.0, 1.0, 1.0, 4.0, 1.0, 4.0])
+# Null-space posture: roll and rotate towards 0, the wrist towards bending down (the natural
+# branch for the downward grasps; from the start pose's -0.3 rad the solver could otherwise
+# settle on the mirrored branch with roll and rotate at +-pi).
+POSTURE = np.array([0.0, 0.0, 0.0, 0.0, 0.6, 0.0])
+POSTURE_GAIN = np.array([0.0, 0.0, 0.0, 0.1, 0.05, 0.1])
+# Joint targets change by at most this per 50 Hz step (2.5 rad/s, below the motors' 3.14 rad/s
+# limit), so the followers can track the script and recorded actions stay smooth.
+MAX_JOINT_STEP = 0.05
+
+
 class _ArmIK:
-    """Damped-least-squares IK of one arm's gripper link (kinematics only, no dynamics)."""
+    """Weighted damped-least-squares IK of one arm's gripper link (kinematics only), with a
+    null-space pull towards START_ARM_POSE."""
 
     def __init__(self, model, side: str):
         self.model = model
@@ -157,22 +174,29 @@ class _ArmIK:
         mujoco.mj_comPos(self.model, self.data)       # Jacobians need cdof/subtree com
         return self.data.xpos[self.body].copy(), self.data.xquat[self.body].copy()
 
-    def solve(self, q, xyz, quat, iterations: int = 20, damping: float = 1e-3) -> np.ndarray:
+    def solve(self, q, xyz, quat, iterations: int = 20, damping: float = 1e-3,
+              refine: int = 10) -> np.ndarray:
+        """`iterations` steps with the posture pull, then up to `refine` plain steps: the
+        damped null-space term leaks a little into the task, the refinement removes it."""
         q = np.array(q, dtype=np.float64)
         jacp, jacr = np.zeros((3, self.model.nv)), np.zeros((3, self.model.nv))
         inverse, rotation = np.zeros(4), np.zeros(3)
-        for _ in range(iterations):
+        for iteration in range(iterations + refine):
+            posture = POSTURE_GAIN if iteration < iterations else 0.0 * POSTURE_GAIN
             position, current = self.pose(q)
             mujoco.mju_negQuat(inverse, current)
             error_quat = np.zeros(4)
             mujoco.mju_mulQuat(error_quat, quat, inverse)
             mujoco.mju_quat2Vel(rotation, error_quat, 1.0)
             error = np.concatenate([xyz - position, rotation])
-            if np.linalg.norm(error) < 1e-4:
+            if np.linalg.norm(error) < 1e-4 and iteration >= iterations:
                 break
             mujoco.mj_jacBody(self.model, self.data, jacp, jacr, self.body)
             jac = np.vstack([jacp[:, self.dofs], jacr[:, self.dofs]])
-            step = jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(6), error)
+            weighted_t = jac.T / JOINT_WEIGHTS[:, None]              # W^-1 J^T
+            pseudo = weighted_t @ np.linalg.inv(jac @ weighted_t + damping * np.eye(6))
+            null = np.eye(len(q)) - pseudo @ jac
+            step = pseudo @ error + null @ (posture * (POSTURE - q))
             q = np.clip(q + step, self.range[:, 0], self.range[:, 1])
         return q
 
@@ -224,7 +248,8 @@ def plan(task: str, object_poses: dict, calibration: Calibration,
             target_quat, offset = np.zeros(4), np.zeros(3)
             mujoco.mju_mulQuat(target_quat, quat, relquat)
             mujoco.mju_rotVecQuat(offset, relpos, quat)
-            q = ik.solve(q, xyz + offset, target_quat)
+            solved = ik.solve(q, xyz + offset, target_quat)
+            q = q + np.clip(solved - q, -MAX_JOINT_STEP, MAX_JOINT_STEP)
             arm[side][step], opening[side][step] = q, grip
     return ExpertTrajectory(arm=arm, gripper=opening)
 

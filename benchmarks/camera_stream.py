@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cosmos_policy_ros.rosenv import apply_loopback_env
+from cosmos_policy_ros.rosenv import apply_loopback_env, set_profile
 
 apply_loopback_env()
 
@@ -59,8 +59,9 @@ def measure(label: str, profile: Path, video: Path, fps: float, seconds: float,
         'diagnostics_period': 0.5})
     topic = names.camera_topic('cam_high')
     arrivals = []
-    with GraphProcesses([spec], log_dir / label,
-                        extra_env={'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)}) as graph:
+    profile_env: dict = {}
+    set_profile(profile_env, profile)          # the variable of Fast DDS 2.x and of 3.x
+    with GraphProcesses([spec], log_dir / label, extra_env=profile_env) as graph:
         client = GraphClient(f'bench_{label}')
         try:
             client.subscribe(topic, Image, sensor=True, maxlen=10,

@@ -32,8 +32,7 @@ def run(node_factory, args=None, threads: int | None = None) -> None:
 
 def use_large_frame_transport() -> None:
     """Unless the user chose a Fast DDS profile, use one whose shared memory fits camera frames
-    (config/fastdds_robot.xml). Must run before rclpy.init."""
-    fast_dds = os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') == 'rmw_fastrtps_cpp'
-    if fast_dds and 'FASTDDS_DEFAULT_PROFILES_FILE' not in os.environ:
-        from cosmos_policy_ros.paths import share_path
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(share_path('config', 'fastdds_robot.xml'))
+    (config/fastdds_robot.xml), for Fast DDS 2.x and 3 alike: see
+    cosmos_policy_ros.rosenv.use_robot_profile. Must run before rclpy.init."""
+    from cosmos_policy_ros.rosenv import use_robot_profile
+    use_robot_profile(os.environ)

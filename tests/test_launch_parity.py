@@ -25,6 +25,15 @@ CASES = [
                       'planning': 'true'}),
     ('record_demos', {}),
     ('record_demos', {'task': 'insertion', 'seed': '7'}),
+    # driver:= (docs/hardware.md): our drivers, the Interbotix bridge, or none (docker compose)
+    ('hardware', {}),
+    ('hardware', {'driver': 'interbotix', 'calibration': 'aloha_stationary'}),
+    ('aloha_policy', {'use_sim': 'false', 'calibration': 'aloha_stationary',
+                      'driver': 'interbotix'}),
+    ('aloha_policy', {'use_sim': 'false', 'calibration': 'aloha_stationary',
+                      'driver': 'external', 'device': 'cuda'}),
+    ('record_demos', {'use_sim': 'false', 'calibration': 'aloha_stationary',
+                      'driver': 'interbotix'}),
 ]
 
 
@@ -97,7 +106,7 @@ def test_launch_description_arguments_match_graph():
     pytest.importorskip('launch_ros', reason='launch/launch_ros come with a system ROS 2 '
                         'install, not with the PyPI wheels used here')
     from launch.actions import DeclareLaunchArgument
-    for graph in ('aloha_policy', 'record_demos'):
+    for graph in ('aloha_policy', 'record_demos', 'hardware'):
         description = load_launch_module(graph).generate_launch_description()
         declared = {action.name: action.default_value for action in description.entities
                     if isinstance(action, DeclareLaunchArgument)}

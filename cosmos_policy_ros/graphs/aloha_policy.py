@@ -7,6 +7,7 @@ weights a second time and compete for the GPU). The controller follows whichever
 """
 from cosmos_policy_ros import names
 from cosmos_policy_ros.graph import Graph, GraphArg, NodeSpec, as_bool, register
+from cosmos_policy_ros.graphs.hardware import DRIVER_ARG
 from cosmos_policy_ros.planning.aggregate import AGGREGATIONS
 from cosmos_policy_ros.sim.tasks import TASKS
 
@@ -23,9 +24,18 @@ def step_list(args, name: str) -> list:
     return steps
 
 
+# -- backend:=remote (policy server; see cosmos_policy_ros/serving) --------------------------
+def remote_policy(args) -> dict:
+    if args['backend'] == 'remote' and as_bool(args['planning']):
+        raise ValueError('backend:=remote drives the policy node; planning:=true runs the '
+                         'planner in this graph (use backend:=local)')
+    return {'backend': args['backend'], 'server': args['server']}
+
+
 def build(args) -> list:
     use_sim, planning = as_bool(args['use_sim']), as_bool(args['planning'])
     locked = as_bool(args['lockstep'])
+    remote = remote_policy(args)
     if locked and not use_sim:
         raise ValueError('lockstep:=true needs use_sim:=true (the sim waits for the controller)')
     common = {'use_sim_time': use_sim}
@@ -47,7 +57,7 @@ def build(args) -> list:
             'episode_seconds': float(args['episode_seconds'])}))
     else:
         from cosmos_policy_ros.graphs.hardware import hardware_nodes
-        nodes += hardware_nodes(args['calibration'], leaders=False)
+        nodes += hardware_nodes(args['calibration'], leaders=False, driver=args['driver'])
     if planning:
         nodes.append(NodeSpec('planner', 'planner', parameters={
             **common, **model, **observe,
@@ -58,7 +68,8 @@ def build(args) -> list:
             'value_steps': step_list(args, 'value_steps')}))
     else:
         nodes.append(NodeSpec('policy', 'policy', parameters={
-            **common, **model, **observe, 'decode_future': as_bool(args['decode_future'])}))
+            **common, **model, **observe, 'decode_future': as_bool(args['decode_future']),
+            **remote}))
     nodes.append(NodeSpec('controller', 'controller', parameters={
         **common, 'calibration': args['calibration'], 'mode': args['mode'],
         'chunk_topic': names.PLANNED_CHUNK_TOPIC if planning else names.ACTION_CHUNK_TOPIC,
@@ -106,7 +117,12 @@ GRAPH = register(Graph(
                              'result does not depend on machine speed)', ('true', 'false')),
         'episode_seconds': GraphArg('0', 'lockstep: sim stops after this long per episode '
                                     '(0: never)'),
+        'driver': DRIVER_ARG,      # hardware arm driver (use_sim:=false)
         'calibration': GraphArg('aloha_sim', 'calibration/<name>.yaml (limits, gripper)'),
+        # backend:=remote: the policy node queries a `cosmos-policy-ros serve` server
+        'backend': GraphArg('local', 'policy model in the node (local) or on a policy server '
+                            '(remote)', ('local', 'remote')),
+        'server': GraphArg('ws://127.0.0.1:8000', 'backend:=remote: policy server URI'),
     },
     build=build,
 ))

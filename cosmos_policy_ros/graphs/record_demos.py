@@ -1,5 +1,7 @@
-"""record_demos: sim ALOHA + scripted leader arms + teleop + recorder (or real leaders/followers)."""
+"""record_demos: sim ALOHA + scripted leader arms + teleop + recorder (or real leaders/followers:
+`cosmos-policy-ros record --hardware`)."""
 from cosmos_policy_ros.graph import Graph, GraphArg, NodeSpec, as_bool, register
+from cosmos_policy_ros.graphs.hardware import DRIVER_ARG
 from cosmos_policy_ros.sim.tasks import TASKS
 
 
@@ -9,7 +11,7 @@ def build(args) -> list:
     nodes = []
     if not use_sim:
         from cosmos_policy_ros.graphs.hardware import hardware_nodes
-        nodes += hardware_nodes(args['calibration'], leaders=True)
+        nodes += hardware_nodes(args['calibration'], leaders=True, driver=args['driver'])
     else:
         nodes.append(NodeSpec('sim_robot', 'sim_robot', parameters={
             **common, 'task': args['task'], 'seed': int(args['seed']),
@@ -36,6 +38,7 @@ GRAPH = register(Graph(
         'task': GraphArg('transfer_cube', 'task name', tuple(TASKS)),
         'seed': GraphArg('0', 'first episode seed (sim)'),
         'camera_rate': GraphArg('25.0', 'sim camera rate [Hz of sim time]'),
+        'driver': DRIVER_ARG,      # hardware arm driver (use_sim:=false)
         'calibration': GraphArg('aloha_sim', 'calibration/<name>.yaml (gripper preset, limits)'),
         'output_dir': GraphArg('runs/demos', 'where episode bags are written'),
     },

@@ -1,6 +1,8 @@
 """interbotix_bridge: drive an existing Interbotix xs_sdk graph with our command interface.
 
-Where `interbotix_xs_msgs` is importable (a system ROS 2 with the Interbotix packages), this
+The hardware graphs start one per follower (namespace /<arm>) with `driver:=interbotix`
+(graphs/hardware.py). Where `interbotix_xs_msgs` is importable (a system ROS 2 with the
+Interbotix packages, or tests/ros2_ws's stand-in built by scripts/build_test_interfaces.sh), this
 node subscribes names.joint_command_topic(arm) (sensor_msgs/JointState, names ⊆
 names.COMMAND_JOINTS, rad) and publishes JointGroupCommand(name='arm', 6 values in
 names.ARM_JOINTS order) on /<arm>/commands/joint_group and JointSingleCommand(name='gripper')

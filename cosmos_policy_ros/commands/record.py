@@ -1,11 +1,21 @@
-"""`cosmos-policy-ros record --task transfer_cube --episodes N`: scripted demos through ROS.
+"""`cosmos-policy-ros record`: demonstrations through the ROS graph, then export.
 
-Starts the record_demos graph (sim, scripted leader arms, teleop, recorder), then per
-episode: reset the sim, wait for the scripted leader to play, start the recorder, wait for
-success + a margin (or the episode time limit, in sim time), stop and save. Finally exports
-every episode to ALOHA HDF5 + dataset statistics, prints a summary table and writes a plot.
+Sim (default), `record --task transfer_cube --episodes N`: starts the record_demos graph (sim,
+scripted leader arms, teleop, recorder), then per episode: reset the sim, wait for the scripted
+leader to play, start the recorder, wait for success + a margin (or the episode time limit, in
+sim time), stop and save.
+
+Hardware, `record --hardware --calibration my_aloha`: starts the record_demos graph on the real
+arms and cameras (use_sim:=false: drivers or the Interbotix bridge, teleop with its opening
+ceremony, recorder) and hands the operator keyboard controls (commands/record_keys.py): space
+starts an episode and stops-and-saves it, d discards it, q quits; a foot pedal that types a key
+can be given with --pedal-key. No ROS command-line tools are needed.
+
+Both finally export every saved episode to ALOHA HDF5 + dataset statistics, print a summary
+table and write a plot.
 """
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -15,12 +25,15 @@ from cosmos_policy_ros.sim.tasks import TASKS
 
 def add_arguments(parser) -> None:
     parser.add_argument('--task', default='transfer_cube', choices=sorted(TASKS))
-    parser.add_argument('--episodes', type=int, default=2, help='episodes to record')
+    parser.add_argument('--episodes', type=int, default=None,
+                        help='episodes to record (sim: default 2; --hardware: quit after this '
+                        'many saved episodes, default: when the operator presses q)')
     parser.add_argument('--output', default='runs/demos',
                         help='bags go to OUTPUT/bags, HDF5 + statistics + plot to OUTPUT/hdf5')
     parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
     parser.add_argument('--max-seconds', type=float, default=0.0,
-                        help='episode limit in sim seconds (0: the task length)')
+                        help='episode limit in sim seconds (0: the task length); with '
+                        '--hardware in wall seconds, after which the episode is saved (0: none)')
     parser.add_argument('--margin', type=float, default=0.5,
                         help='sim seconds recorded after success before stopping')
     parser.add_argument('--camera-rate', type=float, default=25.0,
@@ -33,6 +46,19 @@ def add_arguments(parser) -> None:
                         '~15 MB per episode instead of ~450 MB raw')
     parser.add_argument('--jpeg-quality', type=int, default=90,
                         help='JPEG quality with --compress')
+    hardware = parser.add_argument_group('real robot (docs/hardware.md)')
+    hardware.add_argument('--hardware', action='store_true',
+                          help='record teleoperated episodes on the real ALOHA with keyboard '
+                          'controls instead of scripted sim demos')
+    hardware.add_argument('--calibration', default='aloha_stationary',
+                          help='robot file calibration/<name>.yaml or a path (arms, cameras)')
+    hardware.add_argument('--driver', default='dynamixel', choices=('dynamixel', 'interbotix'),
+                          help="arm driver: ours, or Interbotix's xs_sdk through the bridge")
+    hardware.add_argument('--pedal-key', default='',
+                          help='a foot pedal (or any key) that starts / stops and saves, as '
+                          'space does: one character, or enter, pagedown, f5, ...')
+    hardware.add_argument('--no-export', action='store_true',
+                          help='keep the bags only (export later with `cosmos-policy-ros export`)')
 
 
 class _Failure(RuntimeError):
@@ -103,6 +129,10 @@ def _stamp(msg) -> float:
 
 
 def run(args) -> int:
+    if args.hardware:
+        return run_hardware(args)
+    if args.episodes is None:
+        args.episodes = 2
     from tqdm import tqdm
 
     from cosmos_policy_ros.commands.export import export_and_report
@@ -145,3 +175,116 @@ def run(args) -> int:
             client.close()
     config = ExportConfig(compress=args.compress, jpeg_quality=args.jpeg_quality)
     return export_and_report(recorded, hdf5_dir, config, plot=True)
+
+
+class _RecorderServices:
+    """The recorder node's services, as commands/record_keys.RecordControls wants them."""
+
+    def __init__(self, session: _Session):
+        self.session = session
+
+    def start(self) -> str:
+        return self.session.trigger(names.RECORDER_START_SERVICE, timeout=20.0)
+
+    def stop(self) -> dict:
+        return json.loads(self.session.trigger(names.RECORDER_STOP_SERVICE, timeout=60.0))
+
+    def discard(self) -> str:
+        message = self.session.trigger(names.RECORDER_DISCARD_SERVICE, timeout=20.0)
+        return message.removeprefix('discarded ')
+
+
+def run_hardware(args, keys=None) -> int:
+    """Teleoperated recording on the real robot, driven by keys from `keys` (default stdin)."""
+    from std_msgs.msg import String
+
+    from cosmos_policy_ros.calibration import load_calibration
+    from cosmos_policy_ros.commands.export import export_and_report
+    from cosmos_policy_ros.commands.record_keys import RecordControls, check_key_name
+    from cosmos_policy_ros.data.export import ExportConfig
+    from cosmos_policy_ros.graph import build_graph
+    from cosmos_policy_ros.procs import GraphProcesses
+    from cosmos_policy_ros.rosenv import apply_loopback_env
+
+    try:
+        pedal = check_key_name(args.pedal_key) if args.pedal_key else ''
+        calibration = load_calibration(args.calibration)
+        specs = build_graph('record_demos', {
+            'use_sim': 'false', 'task': args.task, 'calibration': args.calibration,
+            'driver': args.driver, 'output_dir': str(Path(args.output) / 'bags')})
+    except (ValueError, OSError) as exc:
+        print(f'error: {exc}')
+        return 2
+    output = Path(args.output)
+    log_dir = Path(args.log_dir) if args.log_dir else output / 'logs'
+    cameras = tuple(c for c in names.CAMERAS if c in calibration.cameras)
+    domain = apply_loopback_env()
+    from cosmos_policy_ros.ros.client import GraphClient
+    with GraphProcesses(specs, log_dir, domain_id=domain) as procs:
+        say(f'started {len(specs)} nodes on {calibration.robot} ({args.driver} driver, '
+            f'cameras {list(cameras) or "none"}; ROS_DOMAIN_ID={procs.domain_id}, loopback); '
+            f'logs in {log_dir}')
+        client = GraphClient('record_job')
+        session = _Session(client, procs)
+        controls = RecordControls(_RecorderServices(session), pedal_key=pedal, say=say)
+        try:
+            status = client.subscribe(names.RECORDER_STATUS_TOPIC, String, maxlen=10,
+                                      latched=True)
+            session.wait(lambda: status.count > 0, 60.0, 'the recorder node')
+            say('ready. The followers move to the start pose; close both leader grippers to '
+                'begin teleoperation.')
+            say(controls.help_text())
+            _key_loop(controls, session, status, keys or sys.stdin, args)
+        except (_Failure, RuntimeError, TimeoutError) as exc:
+            say(f'error: {exc}')
+            return 1
+        finally:
+            client.close()
+    saved = [Path(summary['path']) for summary in controls.saved]
+    say(f'{len(saved)} episode(s) saved, {len(controls.discarded)} discarded')
+    if not saved or args.no_export:
+        return 0
+    config = ExportConfig(cameras=cameras, compress=args.compress,
+                          jpeg_quality=args.jpeg_quality)
+    return export_and_report(saved, output / 'hdf5', config, plot=True)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _key_loop(controls, session: _Session, status, keys, args) -> None:
+    """Until q, end of input or --episodes saved: keys -> recorder, nodes checked every 0.1 s,
+    an episode saved at --max-seconds, recorder errors (disk) shown once each."""
+    from cosmos_policy_ros.commands.record_keys import KeyReader
+    started = None
+    shown_error = ''
+    with KeyReader(keys) as reader:
+        while True:
+            session.procs.check_alive()
+            latest = json.loads(status.latest().data) if status.latest() else {}
+            if latest.get('error') and latest['error'] != shown_error:
+                shown_error = latest['error']
+                say(f'recorder error: {shown_error}')
+            if controls.recording and started is None:
+                started = time.monotonic()
+            elif not controls.recording:
+                started = None
+            if started is not None and args.max_seconds and \
+                    time.monotonic() - started >= args.max_seconds:
+                say(f'{args.max_seconds:g} s reached')
+                controls.stop()
+            if args.episodes and len(controls.saved) >= args.episodes:
+                return
+            try:
+                pressed = reader.read(0.1)
+            except KeyboardInterrupt:
+                pressed = None
+            if pressed is None:                      # end of input or Ctrl-C: as q
+                pressed = ['q']
+            for key in pressed:
+                try:
+                    if not controls.handle(key):
+                        return
+                except _Failure as exc:              # e.g. start refused: disk full
+                    say(f'error: {exc}')

@@ -95,6 +95,9 @@ setup(
          + share('config/*.xml')),
         ('share/' + PACKAGE + '/calibration', share('calibration/*.yaml')),
         ('share/' + PACKAGE + '/models', share('models/*.yaml')),
+        # shipped trained checkpoints, loadable by name (checkpoint:=sim_transfer_cube)
+        *[('share/' + PACKAGE + '/' + folder.rstrip('/'), share(folder + '*'))
+          for folder in share('models/*/')],
         ('share/' + PACKAGE + '/rviz', share('rviz/*.rviz')),
     ],
     package_data={PACKAGE: ['py.typed']},

@@ -25,5 +25,8 @@ def run(args) -> int:
     except (ConfigError, DataError, EpisodeError) as exc:
         print(f'error: {exc}')
         return 2
+    if not final.is_dir():      # stopped by a signal: the newest checkpoint holds the state
+        print(f'interrupted: resume with --resume (checkpoints in {final.parent / "checkpoints"})')
+        return 130
     print(f'VAE weights: {final}')
     return 0

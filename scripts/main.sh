@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (simulation, small model): set up, record scripted
-# demonstrations through the ROS graph and export them, then run the policy graph on the sim.
+# The main job on the embedded default: set up, then run the shipped trained policy
+# (models/sim_transfer_cube) on the simulated ALOHA through the ROS graph (sim_robot -> policy
+# -> 25 Hz controller, separate processes on loopback, lockstep on sim time) for a few seeded
+# episodes it never saw in training, and print its success rate with a 95 % interval.
+#
+#   EPISODES=5 CHECKPOINT=sim_transfer_cube TASK=transfer_cube bash scripts/main.sh
+#   UNTRAINED=1 bash scripts/main.sh     the policy graph with random weights (pipeline check)
+#
+# Recording demonstrations is its own command (README, "Record, fine-tune, evaluate").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MUJOCO_GL=egl PYTHONUNBUFFERED=1
-.venv/bin/cosmos-policy-ros record --task transfer_cube --episodes "${EPISODES:-2}" --output runs/demos
-.venv/bin/cosmos-policy-ros run-policy --preset "${PRESET:-tiny}" --duration "${DURATION:-120}" --out runs/policy
+if [ -n "${UNTRAINED:-}" ]; then
+  exec .venv/bin/cosmos-policy-ros run-policy --preset "${PRESET:-sim}" \
+    --duration "${DURATION:-120}" --out runs/policy
+fi
+exec .venv/bin/cosmos-policy-ros eval --checkpoint "${CHECKPOINT:-sim_transfer_cube}" \
+  --task "${TASK:-transfer_cube}" --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" \
+  --videos "${VIDEOS:-1}" --camera-rate 0.5 --out runs/main

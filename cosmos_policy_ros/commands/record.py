@@ -30,7 +30,9 @@ def add_arguments(parser) -> None:
                         'many saved episodes, default: when the operator presses q)')
     parser.add_argument('--output', default='runs/demos',
                         help='bags go to OUTPUT/bags, HDF5 + statistics + plot to OUTPUT/hdf5')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the first episode')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='recorded episode i has seed SEED + 1 + i (the sim starts at SEED '
+                        'and resets before each episode)')
     parser.add_argument('--max-seconds', type=float, default=0.0,
                         help='episode limit in sim seconds (0: the task length); with '
                         '--hardware in wall seconds, after which the episode is saved (0: none)')

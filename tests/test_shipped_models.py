@@ -1,0 +1,57 @@
+"""The trained checkpoints under models/<name>/: complete, small enough to commit, loadable by
+name, and predicting from a real sim observation in the deployed units (ROS-free)."""
+import numpy as np
+import pytest
+import yaml
+
+from cosmos_policy_ros.model.checkpoint import CheckpointError, resolve_checkpoint, shipped_models
+from cosmos_policy_ros.paths import share_path
+
+SHIPPED = shipped_models()
+MAX_BYTES = 40 * 2 ** 20          # the repository's limit for committed checkpoints
+
+
+def test_the_trained_sim_policy_ships():
+    assert 'sim_transfer_cube' in SHIPPED
+
+
+@pytest.mark.parametrize('name', SHIPPED)
+def test_shipped_model_folder_is_complete(name):
+    folder = share_path('models', name)
+    for file in ('model.safetensors', 'config.yaml', 'dataset_statistics.json', 'README.md'):
+        assert (folder / file).is_file(), f'models/{name}/{file} is missing'
+    assert (folder / 'model.safetensors').stat().st_size <= MAX_BYTES
+    config = yaml.safe_load((folder / 'config.yaml').read_text())
+    assert config['preset']['name'] == 'sim' and config['extra']['kind'] == 'cosmos-policy'
+    # The model card names where its figures come from.
+    card = (folder / 'README.md').read_text()
+    assert 'cosmos-policy-ros eval' in card and 'cosmos-policy-ros train' in card
+
+
+def test_unknown_model_name_lists_the_shipped_ones():
+    with pytest.raises(CheckpointError, match='sim_transfer_cube'):
+        resolve_checkpoint('no_such_model')
+
+
+@pytest.mark.usefixtures('one_torch_thread')
+def test_sim_transfer_cube_predicts_a_chunk_that_starts_at_the_robot():
+    """From the first frame of an unseen episode the trained policy's chunk starts near the
+    measured joints (statistics, layout and gripper units all agree) and stays in range."""
+    from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop, policy_query
+    from cosmos_policy_ros.model.policy import CosmosPolicy
+    policy = CosmosPolicy.from_config(checkpoint='sim_transfer_cube')
+    loop = ClosedLoop('transfer_cube', policy_query(policy, num_steps=5))
+    try:
+        loop.sim.reset(1000)
+        observation = loop.observe()
+    finally:
+        loop.sim.close()
+    out = policy.predict(observation, num_steps=5, seeds=0)
+    chunk = out.actions[0]
+    assert chunk.shape == (50, 14) and np.all(np.isfinite(chunk))
+    arms = np.r_[0:6, 7:13]
+    assert np.abs(chunk[0, arms] - observation.proprio[arms]).max() < 0.3
+    stats = policy.statistics.actions
+    span = stats.max - stats.min
+    assert np.all(chunk >= stats.min - 0.25 * span) and np.all(chunk <= stats.max + 0.25 * span)
+    assert np.isfinite(out.value[0]) and -0.5 <= float(out.value[0]) <= 1.5

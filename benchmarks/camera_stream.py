@@ -32,7 +32,7 @@ from cosmos_policy_ros.graph import NodeSpec  # noqa: E402
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file  # noqa: E402
 from cosmos_policy_ros.paths import share_path  # noqa: E402
 from cosmos_policy_ros.procs import GraphProcesses  # noqa: E402
-from cosmos_policy_ros.ros.client import GraphClient  # noqa: E402
+from cosmos_policy_ros.ros.client import GraphClient, newest_diagnostic_value  # noqa: E402
 from cosmos_policy_ros.ros.stamps import to_ns  # noqa: E402
 
 # A profile file that changes nothing: Fast DDS's own defaults (512 KB shared memory + UDP).
@@ -44,12 +44,9 @@ _DEFAULTS_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def published(diagnostics) -> int | None:
-    for array in reversed(diagnostics.messages()):
-        for status in array.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if 'published' in values:
-                return int(values['published'])
-    return None
+    """The camera node's own count of published frames (its newest diagnostics)."""
+    value = newest_diagnostic_value(diagnostics, 'published')
+    return None if value is None else int(value)
 
 
 def measure(label: str, profile: Path, video: Path, fps: float, seconds: float,

@@ -19,6 +19,7 @@ from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file
 from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.procs import GraphProcesses
+from cosmos_policy_ros.ros.client import newest_diagnostic_value
 from cosmos_policy_ros.rosenv import PROFILE_ENV_VARS, profile_variables
 
 FPS = 30.0
@@ -27,12 +28,8 @@ SECONDS = 4.0
 
 def published(diagnostics) -> int | None:
     """The camera node's own count of published frames (its newest diagnostics)."""
-    for array in reversed(diagnostics.messages()):
-        for status in array.status:
-            values = {kv.key: kv.value for kv in status.values}
-            if 'published' in values:
-                return int(values['published'])
-    return None
+    value = newest_diagnostic_value(diagnostics, 'published')
+    return None if value is None else int(value)
 
 
 def process_environment(pid: int) -> dict:

@@ -261,6 +261,16 @@ def test_remote_policy_chunk_equals_the_local_one(model, server):
         remote.close()
 
 
+def predict_once_back(remote, observation, seed: int, within: float = 10.0):
+    """The first chunk the client gets once the server answers again (reconnect with backoff)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return remote.predict(observation, seeds=seed)
+        except ServerUnavailable:
+            assert time.monotonic() < deadline, f'no reply within {within} s'
+
+
 def test_remote_policy_drops_a_late_reply_and_reconnects_with_backoff():
     slow = stub_server(delay=1.0)
     remote = RemotePolicy(slow.url, timeout=0.3, backoff=(0.05, 0.2))
@@ -271,13 +281,7 @@ def test_remote_policy_drops_a_late_reply_and_reconnects_with_backoff():
         assert remote.status()['timeouts'] == 1 and not remote.status()['connected']
         slow.service.model.delay = 0.0
         time.sleep(1.2)                        # the late reply of seed 1 is sent by now
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                out = remote.predict(observation, seeds=2)
-                break
-            except ServerUnavailable:
-                assert time.monotonic() < deadline
+        out = predict_once_back(remote, observation, seed=2)
         np.testing.assert_array_equal(out.actions, np.full((1, 50, 14), 2.0, np.float32))
         assert remote.status()['connects'] == 2
         port = slow.port
@@ -290,13 +294,7 @@ def test_remote_policy_drops_a_late_reply_and_reconnects_with_backoff():
         status = remote.status()
         assert status['failures'] >= 2 and not status['connected'] and status['last_error']
         slow = stub_server(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                out = remote.predict(observation, seeds=4)
-                break
-            except ServerUnavailable:
-                assert time.monotonic() < deadline
+        out = predict_once_back(remote, observation, seed=4)
         np.testing.assert_array_equal(out.actions, np.full((1, 50, 14), 4.0, np.float32))
         assert remote.status()['connects'] == 3
     finally:

@@ -42,6 +42,16 @@ class Recorded:
             self.items.clear()
 
 
+def newest_diagnostic_value(diagnostics: Recorded, key: str) -> str | None:
+    """The value of `key` in the newest /diagnostics status that reports it (None: none yet)."""
+    for array in reversed(diagnostics.messages()):
+        for status in array.status:
+            for item in status.values:
+                if item.key == key:
+                    return item.value
+    return None
+
+
 class GraphClient:
     def __init__(self, name: str = 'graph_client', use_sim_time: bool = False):
         self._own_context = not rclpy.ok()

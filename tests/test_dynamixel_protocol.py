@@ -60,8 +60,11 @@ def test_sdk_ping_read_write_reboot(vx300s_emulator, sdk_port):
     # EEPROM writes with torque on are refused (access error), as on a real motor.
     assert ph.write1ByteTxRx(sdk_port, 9, 11, 3) == (COMM_SUCCESS, P.ERR_ACCESS)
     assert ph.read1ByteTxRx(sdk_port, 9, 11)[0] == 5
+    # The motor answers REBOOT first and restarts after: wait until it answers again rather
+    # than racing the emulator thread that starts its silent period.
+    vx300s_emulator.reboot_times[9] = 0.1
     assert ph.reboot(sdk_port, 9) == (COMM_SUCCESS, 0)
-    vx300s_emulator.motors[9].unresponsive_until = 0
+    assert eventually(lambda: ph.ping(sdk_port, 9)[1] == COMM_SUCCESS)
     assert ph.read1ByteTxRx(sdk_port, 9, 64) == (0, COMM_SUCCESS, 0)   # torque off after reboot
 
 

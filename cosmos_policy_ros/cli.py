@@ -28,14 +28,15 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
+    chosen = (sys.argv[1:] if argv is None else list(argv))[:1]
     parser = argparse.ArgumentParser(prog='cosmos-policy-ros', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name, (help_text, module) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(_module=module)
         # Arguments are added lazily by the chosen command only (keeps --help fast).
-        if name in sys.argv[1:2]:
+        if name in chosen:
             _module(module).add_arguments(command)
     return parser
 
@@ -44,10 +45,23 @@ def _module(name: str):
     return importlib.import_module(f'cosmos_policy_ros.commands.{name}')
 
 
+def parse(argv) -> argparse.Namespace:
+    """The command line, with key=value overrides also accepted after options
+    (`train CONFIG --resume optim.steps=5000`), which plain argparse refuses."""
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, 'overrides') and all(
+            '=' in item and not item.startswith('-') for item in extra):
+        args.overrides = list(args.overrides) + extra
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    return args
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     sys.argv = [sys.argv[0]] + argv
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return int(_module(args._module).run(args) or 0)
     except KeyboardInterrupt:

@@ -58,17 +58,17 @@ def test_sampler_reproduces_reference(fixture, num_steps):
                                rtol=0, atol=2e-7)
 
 
-def test_two_steps_makes_two_calls_unless_quirk_requested(fixture):
+def test_two_steps_makes_one_call_as_the_reference_unless_asked_for_two(fixture):
     one = fixture['results_by_num_steps']['1']['final_sample_flat']
     calls = []
-    quirk = sample(toy_x0(calls), initial_noise((3, 2, 2, 2), seeds=[5]), 2,
-                   SamplerConfig(reference_two_step_quirk=True))
-    assert calls == [80.0]
-    np.testing.assert_allclose(quirk.flatten().numpy(), one, atol=2e-7)
+    as_reference = sample(toy_x0(calls), initial_noise((3, 2, 2, 2), seeds=[5]), 2)
+    assert calls == [80.0] and call_sigmas(2) == [80.0]
+    np.testing.assert_allclose(as_reference.flatten().numpy(), one, atol=2e-7)
     calls = []
-    ours = sample(toy_x0(calls), initial_noise((3, 2, 2, 2), seeds=[5]), 2)
+    exact = sample(toy_x0(calls), initial_noise((3, 2, 2, 2), seeds=[5]), 2,
+                   SamplerConfig(reference_two_step_quirk=False))
     assert calls == pytest.approx([80.0, 4.0])
-    assert np.abs(ours.flatten().numpy() - np.array(one)).max() > 1e-3
+    assert np.abs(exact.flatten().numpy() - np.array(one)).max() > 1e-3
 
 
 def test_sigma_schedules():

@@ -89,3 +89,19 @@ def test_planner_chooses_the_best_value_with_the_real_tiny_model(tiny_model, val
     if value_mode == 'q_sa':                                     # cheap enough to repeat
         again = BestOfN(tiny_model, config=config).plan(observation(), seed=11)
         np.testing.assert_array_equal(again.samples, plan.samples)
+
+
+def test_planner_makes_the_reference_number_of_network_calls(tiny_model):
+    """The reference's 2-step sampler makes one call (cosmos_sampler.py), so the paper's
+    ensembles cost 10 + (1+3+5) + 3 x (1+1+3+4+5) = 61 DiT forwards per planning batch."""
+    from cosmos_policy_ros.planning.best_of_n import BestOfN
+    dit = tiny_model.dit
+    calls = []
+    hook = dit.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        config = PlanningConfig(num_candidates=2, action_steps=1, future_steps=(1,),
+                                value_steps=(1, 2))
+        BestOfN(tiny_model, config=config).plan(observation(), seed=3)
+    finally:
+        hook.remove()
+    assert calls == [2, 2, 2, 2]          # action 1, future 1, values 1 and 2 -> one call each

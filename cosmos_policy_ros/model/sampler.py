@@ -5,9 +5,11 @@ network evaluations: N-1 solver steps on the Karras rho=7 schedule from sigma_ma
 sigma_min, then a final clean x0 prediction at sigma_min; N=1 is one x0 prediction from pure
 noise at sigma_max.
 
-The reference code has a quirk at N=2: it makes a single call at sigma_max, identical to N=1.
-Here N=2 does what the count says (an Euler step 80 -> 4, then x0 at 4: two calls);
-`SamplerConfig(reference_two_step_quirk=True)` reproduces the reference instead.
+The reference code has a quirk at N=2: it makes a single call at sigma_max, identical to N=1
+(cosmos_sampler.py subtracts the clean step first, and one solver step means the N=1 path).
+The default follows it, so the planner's value ensemble (1, 2, 3, 4, 5 steps: 14 calls)
+matches the reference; `SamplerConfig(reference_two_step_quirk=False)` makes N=2 do what the
+count says instead (an Euler step 80 -> 4, then x0 at 4: two calls).
 
 The solver state is float64 (as in the reference); the denoiser always sees float32.
 """
@@ -26,7 +28,7 @@ class SamplerConfig:
     sigma_min: float = 4.0
     sigma_max: float = 80.0
     rho: float = 7.0
-    reference_two_step_quirk: bool = False
+    reference_two_step_quirk: bool = True
 
     def __post_init__(self):
         if not 0 < self.sigma_min < self.sigma_max:

@@ -99,6 +99,7 @@ setup(
         *[('share/' + PACKAGE + '/' + folder.rstrip('/'), share(folder + '*'))
           for folder in share('models/*/')],
         ('share/' + PACKAGE + '/rviz', share('rviz/*.rviz')),
+        ('share/' + PACKAGE + '/urdf', share('urdf/*.urdf')),
     ],
     package_data={PACKAGE: ['py.typed']},
     install_requires=['numpy>=1.24', 'pyyaml>=6', 'tqdm>=4.60', 'setuptools'],

@@ -15,4 +15,5 @@ NODES = {
     'arm_driver': 'cosmos_policy_ros.nodes.arm_driver:main',
     'camera': 'cosmos_policy_ros.nodes.camera:main',
     'interbotix_bridge': 'cosmos_policy_ros.nodes.interbotix_bridge:main',
+    'robot_state': 'cosmos_policy_ros.nodes.robot_state:main',
 }

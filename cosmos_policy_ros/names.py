@@ -96,3 +96,8 @@ POLICY_MARKERS_TOPIC = '/policy/markers'         # visualization_msgs/MarkerArra
 def future_image_topic(camera: str) -> str:
     """Predicted future camera image (sensor_msgs/Image) for the dashboard."""
     return f'/policy/future/{camera}'
+
+# Robot model (robot_state node): URDF, merged joint states with URDF joint names, TF.
+ROBOT_DESCRIPTION_TOPIC = '/robot_description'   # std_msgs/String (latched): urdf/aloha.urdf
+ROBOT_JOINT_STATES_TOPIC = '/joint_states'       # sensor_msgs/JointState, both followers
+TF_TOPIC = '/tf'                                 # tf2_msgs/TFMessage

@@ -101,3 +101,5 @@ def future_image_topic(camera: str) -> str:
 ROBOT_DESCRIPTION_TOPIC = '/robot_description'   # std_msgs/String (latched): urdf/aloha.urdf
 ROBOT_JOINT_STATES_TOPIC = '/joint_states'       # sensor_msgs/JointState, both followers
 TF_TOPIC = '/tf'                                 # tf2_msgs/TFMessage
+PLANNER_MARKERS_TOPIC = '/planner/markers'       # visualization_msgs/MarkerArray: candidates
+CONTROLLER_MARKERS_TOPIC = '/controller/markers'  # visualization_msgs/MarkerArray: state text

@@ -43,7 +43,8 @@ def test_install_space_has_every_executable(install_space):
 def test_install_space_has_every_launch_and_share_file(install_space):
     share = install_space / 'share' / 'cosmos_policy_ros'
     for folder, pattern in (('launch', '*.launch.py'), ('calibration', '*.yaml'),
-                            ('config', '*.yaml'), ('models', '*.yaml'), ('rviz', '*.rviz')):
+                            ('config', '*.yaml'), ('models', '*.yaml'), ('rviz', '*.rviz'),
+                            ('urdf', '*.urdf')):
         expected = sorted(p.name for p in (REPO_ROOT / folder).glob(pattern))
         installed = sorted(p.name for p in (share / folder).glob(pattern))
         assert installed == expected, folder

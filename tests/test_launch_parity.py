@@ -127,6 +127,7 @@ def test_rviz_config_parses_and_references_graph_topics():
     topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
     known = ({names.camera_topic(c) for c in names.CAMERAS}
              | {names.future_image_topic(c) for c in names.CAMERAS}
-             | {names.POLICY_MARKERS_TOPIC})
+             | {names.POLICY_MARKERS_TOPIC, names.PLANNER_MARKERS_TOPIC,
+                names.CONTROLLER_MARKERS_TOPIC})
     assert topics == known
     assert config['Visualization Manager']['Global Options']['Fixed Frame'] == 'world'

@@ -101,7 +101,7 @@ setup(
         ('share/' + PACKAGE + '/rviz', share('rviz/*.rviz')),
         ('share/' + PACKAGE + '/urdf', share('urdf/*.urdf')),
     ],
-    package_data={PACKAGE: ['py.typed']},
+    package_data={PACKAGE: ['py.typed', 'dashboard/page.html']},
     install_requires=['numpy>=1.24', 'pyyaml>=6', 'tqdm>=4.60', 'setuptools'],
     extras_require=EXTRAS,
     python_requires='>=3.10',

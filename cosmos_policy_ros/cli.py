@@ -25,6 +25,8 @@ COMMANDS = {
     'calibrate': ('record gripper open/close and joint ranges, write calibration/<robot>.yaml',
                   'calibrate'),
     'udev-rules': ('write udev rules for the U2D2 adapters (latency_timer 1)', 'udev_rules'),
+    'dashboard': ('operator dashboard in a browser: the live graph or a recorded bag',
+                  'dashboard'),
 }
 
 

@@ -38,8 +38,22 @@ PY310_TESTS=(
   tests/test_sim.py tests/test_launch_parity.py
 )
 
+# Headless Chromium for the dashboard's browser test (tests/test_dashboard.py), from Debian.
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing chromium (apt) for the dashboard browser test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends chromium >/dev/null
+  else
+    echo "test.sh: chromium is missing and cannot be installed here (needs root and apt-get);" \
+      "the dashboard browser test will skip" >&2
+  fi
+}
+
 stage_kilted() {
   bash scripts/setup.sh
+  ensure_chromium
   .venv/bin/python -m pytest -q -ra "$@" tests
 }
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cosmos_policy_ros.commands.run_policy import PolicyRunObserver
-from cosmos_policy_ros.graph import build_graph
+from cosmos_policy_ros.graphs import build_graph
 from cosmos_policy_ros.procs import GraphProcesses
 from cosmos_policy_ros.rosenv import apply_loopback_env
 
@@ -81,8 +81,9 @@ def main() -> None:
               f'{v.max():9.1f}')
     counts = summary['controller']
     intervals = np.diff(times) if len(times) > 1 else np.zeros(1)
-    print(f'control tick jitter (controller, node clock): p50 {counts.get("jitter_p50", 0) * 1e3:.1f}'
-          f' ms, p99 {counts.get("jitter_p99", 0) * 1e3:.1f} ms')
+    print('control tick jitter (controller, node clock): '
+          f'p50 {counts.get("jitter_p50", 0) * 1e3:.1f} ms, '
+          f'p99 {counts.get("jitter_p99", 0) * 1e3:.1f} ms')
     print(f'command stream: {summary["command_rate_sim_hz"]:.2f} Hz median in sim time, '
           f'|interval - 40 ms| p50 {np.percentile(np.abs(intervals - 0.04), 50) * 1e3:.1f} ms, '
           f'p99 {np.percentile(np.abs(intervals - 0.04), 99) * 1e3:.1f} ms')

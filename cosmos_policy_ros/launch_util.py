@@ -3,7 +3,7 @@
 launch/launch_ros are imported lazily: they exist on a system ROS install, not in the PyPI
 wheels, while the node list itself is plain Python shared with the CLI.
 """
-from cosmos_policy_ros.graph import build_graph, get_graph
+from cosmos_policy_ros.graphs import build_graph, get_graph
 
 PACKAGE = 'cosmos_policy_ros'
 

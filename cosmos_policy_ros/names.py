@@ -29,6 +29,12 @@ STATE_DIM = 14             # [left 6, left gripper, right 6, right gripper]
 
 # 14-d names used in JointTrajectory chunks and in exported datasets.
 VECTOR_NAMES = tuple(f'{side}_{joint}' for side in SIDES for joint in COMMAND_JOINTS)
+# Where each follower arm's 7 values (6 joints, then the gripper) sit in a 14-d vector, and
+# which entries are grippers / arm joints.
+FOLLOWER_SLICES = {arm: slice(i * len(COMMAND_JOINTS), (i + 1) * len(COMMAND_JOINTS))
+                   for i, arm in enumerate(FOLLOWERS)}
+GRIPPER_INDICES = tuple(part.stop - 1 for part in FOLLOWER_SLICES.values())        # (6, 13)
+ARM_JOINT_INDICES = tuple(i for i in range(STATE_DIM) if i not in GRIPPER_INDICES)
 
 
 def joint_states_topic(arm: str) -> str:

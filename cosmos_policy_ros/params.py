@@ -1,11 +1,13 @@
 """Node parameter schemas, ROS-free.
 
-Each node module declares `PARAMS = (Param(...), ...)`; `cosmos_policy_ros.ros.params` turns
-a schema into declared ROS parameters with descriptions and an on-set validator, the graph
-(cosmos_policy_ros.graph) fills them, and tests check graph values against the schema.
+A schema is a tuple of Param (cosmos_policy_ros/schemas/: one module per node family).
+`cosmos_policy_ros.ros.params` declares a schema as ROS parameters (description, read-only,
+min/max as the descriptor's range, an on-set validator); the graphs take their launch arguments
+from the same Params (cosmos_policy_ros.graph.GraphArg) and the CLI its flags from those.
 """
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 _TYPES = (bool, int, float, str, list)
 
@@ -19,7 +21,6 @@ class Param:
     min: float | None = None
     max: float | None = None
     read_only: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.default, _TYPES):
@@ -46,6 +47,15 @@ class Param:
         return None
 
 
+def pick(schema: Sequence[Param], *names: str) -> tuple:
+    """The Params of `schema` called `names`, in that order (KeyError names an unknown one)."""
+    by_name = {param.name: param for param in schema}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise KeyError(f'parameters {unknown} are not in the schema; known: {sorted(by_name)}')
+    return tuple(by_name[name] for name in names)
+
+
 def check_values(schema: Sequence[Param], values: Mapping[str, Any],
                  where: str = 'node') -> None:
     """Raise ValueError listing every unknown or invalid value (use_sim_time is ROS's own)."""
@@ -62,7 +72,3 @@ def check_values(schema: Sequence[Param], values: Mapping[str, Any],
             problems.append(reason)
     if problems:
         raise ValueError(f'{where}: ' + '; '.join(problems))
-
-
-def defaults(schema: Iterable[Param]) -> dict:
-    return {param.name: param.default for param in schema}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cosmos_policy_ros.graph import get_graph
+from cosmos_policy_ros.graphs import get_graph
 from cosmos_policy_ros.paths import REPO_ROOT
 
 DOCKER = REPO_ROOT / 'docker'

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cosmos_policy_ros import calibration as cal
-from cosmos_policy_ros.graph import NodeSpec, build_graph, get_graph
+from cosmos_policy_ros.graph import NodeSpec
+from cosmos_policy_ros.graphs import build_graph, get_graph
 from cosmos_policy_ros.params import Param, check_values
 from cosmos_policy_ros.rosenv import loopback_env
 

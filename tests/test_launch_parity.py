@@ -1,4 +1,5 @@
 """The launch files and the pip CLI start the same graph: same node list, same arguments."""
+import argparse
 import contextlib
 import importlib.util
 import io
@@ -9,8 +10,14 @@ from types import SimpleNamespace
 import pytest
 
 from cosmos_policy_ros import cli
-from cosmos_policy_ros.graph import build_graph, get_graph
+from cosmos_policy_ros.graph import to_text
+from cosmos_policy_ros.graphs import build_graph, get_graph
 from cosmos_policy_ros.launch_util import launch_specs
+from cosmos_policy_ros.params import check_values
+from cosmos_policy_ros.schemas.controller import CONTROLLER
+from cosmos_policy_ros.schemas.policy import PLANNER, POLICY
+from cosmos_policy_ros.schemas.recorder import RECORDER
+from cosmos_policy_ros.schemas.sim_robot import SIM_ROBOT
 
 LAUNCH_DIR = Path(__file__).resolve().parent.parent / 'launch'
 
@@ -45,10 +52,6 @@ def load_launch_module(graph: str):
     return module
 
 
-def needs_hardware(overrides: dict) -> bool:
-    return overrides.get('use_sim') == 'false'
-
-
 def cli_dry_run(graph: str, overrides: dict) -> list:
     """(name, executable, parameters) rows printed by `cosmos-policy-ros up --dry-run`."""
     out = io.StringIO()
@@ -61,11 +64,6 @@ def cli_dry_run(graph: str, overrides: dict) -> list:
 
 @pytest.mark.parametrize('graph, overrides', CASES)
 def test_launch_file_and_cli_build_the_same_nodes(graph, overrides):
-    if needs_hardware(overrides) and (
-            importlib.util.find_spec('cosmos_policy_ros.graphs.hardware') is None
-            or not (LAUNCH_DIR.parent / 'calibration' / 'aloha_stationary.yaml').is_file()):
-        pytest.skip('graphs/hardware.py or calibration/aloha_stationary.yaml (the dynamixel '
-                    'helper\'s) has not landed yet')
     module = load_launch_module(graph)
     assert module.GRAPH == graph and callable(module.generate_launch_description)
     expected = build_graph(graph, overrides)
@@ -77,19 +75,64 @@ def test_launch_file_and_cli_build_the_same_nodes(graph, overrides):
     assert rows == [[spec.full_name, spec.executable] for spec in expected]
 
 
+SCHEMAS = {'policy': POLICY, 'planner': PLANNER, 'controller': CONTROLLER,
+           'sim_robot': SIM_ROBOT, 'recorder': RECORDER}
+
+
 def test_graph_parameters_match_node_schemas():
     """Every parameter the graph sets is declared by the node (with a valid value)."""
-    from cosmos_policy_ros.params import check_values
-    schemas = {}
-    for executable in ('policy', 'planner', 'controller'):
-        module = importlib.import_module(f'cosmos_policy_ros.nodes.{executable}')
-        schemas[executable] = module.PARAMS
-    for overrides in ({}, {'planning': 'true'}, {'mode': 'async'}):
-        for spec in build_graph('aloha_policy', overrides):
-            if spec.executable in schemas:
-                check_values(schemas[spec.executable], dict(spec.parameters),
+    for graph, overrides in [('aloha_policy', {}), ('aloha_policy', {'planning': 'true'}),
+                             ('aloha_policy', {'mode': 'async', 'lockstep': 'true'}),
+                             ('record_demos', {})]:
+        for spec in build_graph(graph, overrides):
+            if spec.executable in SCHEMAS:
+                check_values(SCHEMAS[spec.executable], dict(spec.parameters),
                              where=spec.full_name)
                 json.dumps(dict(spec.parameters))
+
+
+def test_a_default_is_declared_once_for_node_graph_and_cli():
+    """A node parameter's default, choices and description reach the graph argument and the
+    run-policy flag unchanged (graph-only switches and deliberate overrides aside)."""
+    from cosmos_policy_ros.commands import run_policy
+    graph = get_graph('aloha_policy')
+    declared = {}                                  # name -> that parameter in every node
+    for schema in (POLICY, PLANNER, CONTROLLER, SIM_ROBOT):
+        for param in schema:
+            declared.setdefault(param.name, []).append(param)
+    derived = [name for name in graph.args if name in declared]
+    assert len(derived) >= 25
+    for name in derived:
+        param = graph.args[name].param
+        assert graph.args[name].default == to_text(param.default), name
+        assert all(node.default == param.default for node in declared[name]), name
+        if name not in ('seed', 'lockstep'):       # the graph's own descriptions
+            assert param in declared[name], name
+    parser = argparse.ArgumentParser()
+    run_policy.add_arguments(parser)
+    flags = parser.parse_args([])
+    for name in run_policy.FLAGS:
+        assert getattr(flags, name) == graph.args[name].param.default, name
+    assert (flags.preset, flags.max_chunk_age) == ('tiny', 2.0)
+    typed = parser.parse_args(['--max-chunk-age', '3', '--planning', '--mode', 'async'])
+    assert (typed.max_chunk_age, typed.planning, typed.mode) == (3.0, True, 'async')
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--mode', 'fast'])
+
+
+def test_graph_arguments_are_typed_and_range_checked_by_the_schema():
+    specs = {s.executable: s for s in build_graph('aloha_policy', {
+        'num_steps': '3', 'max_chunk_age': '5', 'future_steps': '2,4', 'planning': 'true'})}
+    assert specs['planner'].parameters['num_steps'] == 3
+    assert specs['planner'].parameters['future_steps'] == [2, 4]
+    assert specs['controller'].parameters['max_chunk_age'] == 5.0
+    assert isinstance(specs['controller'].parameters['max_chunk_age'], float)
+    with pytest.raises(ValueError, match=r"num_steps:='0'.*below the minimum 1"):
+        build_graph('aloha_policy', {'num_steps': '0'})
+    with pytest.raises(ValueError, match=r"max_step_rad:='fast' is not a float"):
+        build_graph('aloha_policy', {'max_step_rad': 'fast'})
+    with pytest.raises(ValueError, match='step counts >= 1'):
+        build_graph('aloha_policy', {'planning': 'true', 'value_steps': '0,1'})
 
 
 def test_planning_switches_the_controller_input():

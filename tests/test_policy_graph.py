@@ -21,7 +21,8 @@ from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control.chunks import DT
 from cosmos_policy_ros.control.safety import SafetyLimits
 from cosmos_policy_ros.control.units import command_to_robot
-from cosmos_policy_ros.graph import NodeSpec, build_graph
+from cosmos_policy_ros.graph import NodeSpec
+from cosmos_policy_ros.graphs import build_graph
 from cosmos_policy_ros.procs import GraphProcesses
 from cosmos_policy_ros.ros.client import GraphClient
 from cosmos_policy_ros.ros.trajectory import to_msg

@@ -25,7 +25,7 @@ from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from cosmos_policy_ros import names
-from cosmos_policy_ros.graph import build_graph
+from cosmos_policy_ros.graphs import build_graph
 from cosmos_policy_ros.procs import GraphProcesses
 from cosmos_policy_ros.ros.client import GraphClient
 

@@ -1,5 +1,5 @@
 """`cosmos-policy-ros graphs`: list graphs and their arguments."""
-from cosmos_policy_ros.graph import GRAPHS, _load_builtin_graphs
+from cosmos_policy_ros.graphs import GRAPHS
 
 
 def add_arguments(parser) -> None:
@@ -7,7 +7,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    _load_builtin_graphs()
     for graph in GRAPHS.values():
         print(f'{graph.name}: {graph.description}')
         for name, arg in graph.args.items():

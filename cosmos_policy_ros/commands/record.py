@@ -139,7 +139,7 @@ def run(args) -> int:
 
     from cosmos_policy_ros.commands.export import export_and_report
     from cosmos_policy_ros.data.export import ExportConfig
-    from cosmos_policy_ros.graph import build_graph
+    from cosmos_policy_ros.graphs import build_graph
     from cosmos_policy_ros.procs import GraphProcesses
     from cosmos_policy_ros.rosenv import apply_loopback_env
 
@@ -204,7 +204,7 @@ def run_hardware(args, keys=None) -> int:
     from cosmos_policy_ros.commands.export import export_and_report
     from cosmos_policy_ros.commands.record_keys import RecordControls, check_key_name
     from cosmos_policy_ros.data.export import ExportConfig
-    from cosmos_policy_ros.graph import build_graph
+    from cosmos_policy_ros.graphs import build_graph
     from cosmos_policy_ros.procs import GraphProcesses
     from cosmos_policy_ros.rosenv import apply_loopback_env
 

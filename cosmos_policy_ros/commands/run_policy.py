@@ -159,22 +159,17 @@ def format_report(summary: dict) -> str:
     return '\n'.join(lines)
 
 
+# aloha_policy graph arguments offered as flags: type, default, choices and help come from the
+# node schemas (cosmos_policy_ros/schemas), so `up aloha_policy` and run-policy agree.
+FLAGS = ('preset', 'checkpoint', 'task', 'mode', 'planning', 'num_steps', 'device',
+         'camera_rate', 'max_chunk_age')
+
+
 def add_arguments(parser) -> None:
+    from cosmos_policy_ros.graph import add_flags
+    from cosmos_policy_ros.graphs import get_graph
     parser.add_argument('--duration', type=float, default=60.0, help='wall seconds to run')
-    parser.add_argument('--preset', default='small',
-                        help='model preset (tiny, small, 2b) or a preset .yaml path')
-    parser.add_argument('--mode', choices=('sync', 'async'), default='sync')
-    parser.add_argument('--planning', action='store_true', help='best-of-N planner drives')
-    parser.add_argument('--num-steps', type=int, default=10, help='denoising steps')
-    parser.add_argument('--checkpoint', default='', help="policy weights ('' = untrained)")
-    parser.add_argument('--task', default='transfer_cube')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--camera-rate', type=float, default=10.0,
-                        help='sim camera rate [Hz sim]; lower runs the sim closer to real time')
-    parser.add_argument('--max-chunk-age', type=float, default=30.0,
-                        help='controller staleness limit [s sim]. The graph default (2.0) suits '
-                        'a GPU; CPU inference while the sim renders takes 5-20 s of sim time, '
-                        'and in sync mode the arms hold still meanwhile')
+    add_flags(parser, get_graph('aloha_policy'), *FLAGS)
     parser.add_argument('--set', nargs='*', default=[], metavar='arg:=value',
                         help='further aloha_policy graph arguments')
     parser.add_argument('--out', default='runs/run_policy', help='plot, JSON and logs')
@@ -184,14 +179,11 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from cosmos_policy_ros.commands.up import parse_overrides
-    from cosmos_policy_ros.graph import build_graph
+    from cosmos_policy_ros.graph import flag_values
+    from cosmos_policy_ros.graphs import build_graph
     from cosmos_policy_ros.procs import GraphProcesses
     from cosmos_policy_ros.rosenv import apply_loopback_env
-    overrides = {'use_sim': 'true', 'preset': args.preset, 'mode': args.mode,
-                 'planning': str(args.planning).lower(), 'num_steps': str(args.num_steps),
-                 'checkpoint': args.checkpoint, 'task': args.task, 'device': args.device,
-                 'camera_rate': str(args.camera_rate),
-                 'max_chunk_age': str(args.max_chunk_age), **parse_overrides(args.set)}
+    overrides = {'use_sim': True, **flag_values(args, *FLAGS), **parse_overrides(args.set)}
     specs = build_graph('aloha_policy', overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 import time
 from pathlib import Path
 
-from cosmos_policy_ros.graph import build_graph, get_graph
+from cosmos_policy_ros.graphs import build_graph, get_graph
 from cosmos_policy_ros.procs import GraphProcesses
 
 

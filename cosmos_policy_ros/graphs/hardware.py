@@ -13,9 +13,10 @@ driver:=external starts no arm or camera node: they already run elsewhere, e.g. 
 service of docker/compose.yaml, while this graph's other nodes run in the GPU service.
 """
 from cosmos_policy_ros.calibration import load_calibration
-from cosmos_policy_ros.graph import Graph, GraphArg, NodeSpec, as_bool, register
+from cosmos_policy_ros.graph import Graph, GraphArg, NodeSpec, graph_args
 from cosmos_policy_ros.hardware.arm_config import parse_arms
 from cosmos_policy_ros.names import ARMS, FOLLOWERS
+from cosmos_policy_ros.params import Param
 
 DRIVERS = ('dynamixel', 'interbotix', 'external')
 
@@ -51,19 +52,20 @@ def hardware_nodes(calibration_name: str, leaders: bool, driver: str = 'dynamixe
 
 
 # Shared by every graph that can run on the hardware (record_demos, aloha_policy).
-DRIVER_ARG = GraphArg('dynamixel', "arm driver: ours (dynamixel), Interbotix's xs_sdk (already "
-                      'running) through interbotix_bridge (interbotix), or drivers and cameras '
-                      'started elsewhere (external)', DRIVERS)
+DRIVER_ARG = GraphArg(Param(
+    'driver', 'dynamixel', "arm driver: ours (dynamixel), Interbotix's xs_sdk (already "
+    'running) through interbotix_bridge (interbotix), or drivers and cameras started '
+    'elsewhere (external)', choices=DRIVERS))
 
-GRAPH = register(Graph(
+GRAPH = Graph(
     name='hardware',
     description='Real ALOHA drivers: Dynamixel arm drivers and cameras from a calibration.',
     args={
-        'calibration': GraphArg('aloha_stationary', 'calibration/<name>.yaml with arms: and '
-                                'cameras:'),
-        'leaders': GraphArg('true', 'also drive the leader arms (read-only)', ('true', 'false')),
+        **graph_args(
+            Param('calibration', 'aloha_stationary', 'calibration/<name>.yaml with arms: and '
+                  'cameras:'),
+            Param('leaders', True, 'also drive the leader arms (read-only)')),
         'driver': DRIVER_ARG,
     },
-    build=lambda args: hardware_nodes(args['calibration'], as_bool(args['leaders']),
-                                      args['driver']),
-))
+    build=lambda args: hardware_nodes(args['calibration'], args['leaders'], args['driver']),
+)

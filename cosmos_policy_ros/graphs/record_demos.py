@@ -1,21 +1,22 @@
 """record_demos: sim ALOHA + scripted leader arms + teleop + recorder (or real leaders/followers:
 `cosmos-policy-ros record --hardware`)."""
-from cosmos_policy_ros.graph import Graph, GraphArg, NodeSpec, as_bool, register
-from cosmos_policy_ros.graphs.hardware import DRIVER_ARG
-from cosmos_policy_ros.sim.tasks import TASKS
+from cosmos_policy_ros.graph import Graph, NodeSpec, graph_args
+from cosmos_policy_ros.graphs.hardware import DRIVER_ARG, hardware_nodes
+from cosmos_policy_ros.params import Param, pick
+from cosmos_policy_ros.schemas.recorder import RECORDER
+from cosmos_policy_ros.schemas.sim_robot import SIM_ROBOT
 
 
 def build(args) -> list:
-    use_sim = as_bool(args['use_sim'])
+    use_sim = args['use_sim']
     common = {'use_sim_time': use_sim}
     nodes = []
     if not use_sim:
-        from cosmos_policy_ros.graphs.hardware import hardware_nodes
         nodes += hardware_nodes(args['calibration'], leaders=True, driver=args['driver'])
     else:
         nodes.append(NodeSpec('sim_robot', 'sim_robot', parameters={
-            **common, 'task': args['task'], 'seed': int(args['seed']),
-            'camera_rate': float(args['camera_rate']), 'calibration': args['calibration']}))
+            **common, 'task': args['task'], 'seed': args['seed'],
+            'camera_rate': args['camera_rate'], 'calibration': args['calibration']}))
         nodes.append(NodeSpec('scripted_leader', 'scripted_leader', parameters={
             **common, 'task': args['task'], 'calibration': args['calibration']}))
     # On hardware the opening ceremony runs: followers move to the start pose, and teleop starts
@@ -29,18 +30,15 @@ def build(args) -> list:
     return nodes
 
 
-GRAPH = register(Graph(
+GRAPH = Graph(
     name='record_demos',
     description='Record teleoperated demonstrations (sim: scripted leader arms) to rosbag2 MCAP.',
     args={
-        'use_sim': GraphArg('true', 'run the MuJoCo ALOHA instead of the hardware drivers',
-                            ('true', 'false')),
-        'task': GraphArg('transfer_cube', 'task name', tuple(TASKS)),
-        'seed': GraphArg('0', 'first episode seed (sim)'),
-        'camera_rate': GraphArg('25.0', 'sim camera rate [Hz of sim time]'),
+        **graph_args(
+            Param('use_sim', True, 'run the MuJoCo ALOHA instead of the hardware drivers'),
+            *pick(SIM_ROBOT, 'task', 'seed', 'camera_rate', 'calibration'),
+            *pick(RECORDER, 'output_dir')),
         'driver': DRIVER_ARG,      # hardware arm driver (use_sim:=false)
-        'calibration': GraphArg('aloha_sim', 'calibration/<name>.yaml (gripper preset, limits)'),
-        'output_dir': GraphArg('runs/demos', 'where episode bags are written'),
     },
     build=build,
-))
+)

@@ -22,35 +22,21 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from cosmos_policy_ros import names
-from cosmos_policy_ros.data.bag import COMPRESSIONS
-from cosmos_policy_ros.data.recorder import (EpisodeRecorder, RecorderConfig, RecorderError,
-                                             episode_topics)
-from cosmos_policy_ros.params import Param
+from cosmos_policy_ros.data.recorder import (
+    EpisodeRecorder,
+    RecorderConfig,
+    RecorderError,
+    episode_topics,
+)
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run
-
-PARAMS = (
-    Param('output_dir', 'runs/demos', 'directory of the episode bags', read_only=True),
-    Param('task', '', 'task name stored with each episode', read_only=True),
-    Param('calibration', 'aloha_sim', 'calibration stored with each episode (gripper preset '
-          'used by the exporter)', read_only=True),
-    Param('cameras', list(names.CAMERAS), 'cameras to record (names.CAMERAS)', read_only=True),
-    Param('compression', 'zstd', 'MCAP chunk compression', choices=tuple(COMPRESSIONS),
-          read_only=True),
-    Param('flush_seconds', 0.5, 'chunk flush period: the most a crash can lose [s]',
-          min=0.05, max=1.0, read_only=True),
-    Param('min_free_mb', 200.0, 'refuse to start an episode with less free disk [MB]', min=0.0),
-    Param('recover_on_start', True, 'recover .partial episodes left by a crash at startup',
-          read_only=True),
-    Param('status_period', 0.5, 'status/diagnostics publish period [wall s]', min=0.05),
-)
+from cosmos_policy_ros.schemas.recorder import RECORDER
 
 _MSG_TYPES = {'sensor_msgs/msg/JointState': JointState, 'sensor_msgs/msg/Image': Image,
               'std_msgs/msg/Bool': Bool, 'std_msgs/msg/String': String}
@@ -59,7 +45,7 @@ _MSG_TYPES = {'sensor_msgs/msg/JointState': JointState, 'sensor_msgs/msg/Image':
 class Recorder(Node):
     def __init__(self):
         super().__init__('recorder')
-        p = self.params = params.declare(self, PARAMS)
+        p = self.params = params.declare(self, RECORDER)
         unknown = set(p.cameras) - set(names.CAMERAS)
         if unknown:
             raise ValueError(f'parameter cameras: unknown {sorted(unknown)}; known: '

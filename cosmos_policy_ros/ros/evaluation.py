@@ -169,7 +169,7 @@ def graph_args(cfg: EvalConfig) -> dict:
 
 
 def run_ros(cfg: EvalConfig, on_episode, log_dir) -> list[EpisodeResult]:
-    from cosmos_policy_ros.graph import build_graph
+    from cosmos_policy_ros.graphs import build_graph
     from cosmos_policy_ros.procs import GraphProcesses
     from cosmos_policy_ros.rosenv import apply_loopback_env
     specs = build_graph('aloha_policy', graph_args(cfg))

@@ -19,15 +19,8 @@ from sensor_msgs.msg import Image, JointState
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import GripperConstants
 from cosmos_policy_ros.control.units import proprio_from_positions
-from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros.image import to_rgb
 from cosmos_policy_ros.ros.stamps import to_ns
-
-OBSERVATION_PARAMS = (
-    Param('freshness', 1.0, 'newest usable observation age [s, node clock]', min=0.01),
-    Param('sync_slop', 0.1, 'largest stamp difference between sources of one observation [s]',
-          min=0.0),
-)
 
 SOURCES = names.CAMERAS + names.FOLLOWERS
 

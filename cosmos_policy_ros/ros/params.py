@@ -1,7 +1,12 @@
 """Declare a node's parameters from its ROS-free schema (cosmos_policy_ros.params)."""
 from types import SimpleNamespace
 
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 
 from cosmos_policy_ros.params import Param
 
@@ -14,7 +19,7 @@ def declare(node, schema, on_change=None) -> SimpleNamespace:
     by_name = {param.name: param for param in schema}
     values = SimpleNamespace()
     for param in schema:
-        descriptor = ParameterDescriptor(description=param.description, read_only=param.read_only)
+        descriptor = describe(param)
         value = node.declare_parameter(param.name, param.default, descriptor).value
         value = _coerce(param, value)
         reason = param.check(value)
@@ -39,6 +44,30 @@ def declare(node, schema, on_change=None) -> SimpleNamespace:
 
     node.add_on_set_parameters_callback(validate)
     return values
+
+
+_INT64 = 2 ** 63 - 1
+_DOUBLE = 1.7976931348623157e308
+
+
+def describe(param: Param) -> ParameterDescriptor:
+    """The ROS descriptor of a Param: description, read-only, choices in the description
+    and min/max as the integer or floating-point range (`ros2 param describe` shows them)."""
+    description = param.description
+    if param.choices:
+        description += f' (one of {list(param.choices)})'
+    descriptor = ParameterDescriptor(description=description, read_only=param.read_only)
+    if param.min is None and param.max is None or isinstance(param.default, bool):
+        return descriptor
+    if isinstance(param.default, int):
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(param.min) if param.min is not None else -_INT64,
+            to_value=int(param.max) if param.max is not None else _INT64, step=0)]
+    elif isinstance(param.default, float):
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(param.min) if param.min is not None else -_DOUBLE,
+            to_value=float(param.max) if param.max is not None else _DOUBLE, step=0.0)]
+    return descriptor
 
 
 def _coerce(param: Param, value):

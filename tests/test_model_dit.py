@@ -154,3 +154,19 @@ def test_2b_rope_layout_and_frequencies():
                           h / theta_hw ** (torch.arange(0, 42, 2).double() / 42),
                           w / theta_hw ** (torch.arange(0, 42, 2).double() / 42)])
     assert torch.allclose(table[t, h, w, :64], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_runs_embed_the_timestep_in_bf16_as_the_reference():
+    """The reference casts c_noise to the model precision before Timesteps (video2world
+    denoise), so a bf16 net cannot tell t from t rounded to bf16; a float32 net can."""
+    torch.manual_seed(0)
+    net = DiT(get_preset('tiny').dit).eval()
+    t = torch.tensor([[0.123456, 0.987654]])
+    rounded = t.bfloat16().float()
+    with torch.no_grad():
+        exact32, rounded32 = net.embed_timesteps(t)[0], net.embed_timesteps(rounded)[0]
+        assert exact32.dtype == torch.float32 and (exact32 - rounded32).abs().max() > 1e-4
+        net.to(torch.bfloat16)
+        (emb, lora), (emb_r, lora_r) = net.embed_timesteps(t), net.embed_timesteps(rounded)
+    assert emb.dtype == lora.dtype == torch.bfloat16
+    assert torch.equal(emb, emb_r) and torch.equal(lora, lora_r)

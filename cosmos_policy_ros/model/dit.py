@@ -311,7 +311,8 @@ class DiT(nn.Module):
         if condition_mask.shape != (B, 1, T, H, W):
             raise ValueError(f'DiT: condition_mask_B_1_T_H_W must be {(B, 1, T, H, W)}, '
                              f'got {tuple(condition_mask.shape)}')
-        if padding_mask is not None and (padding_mask.ndim != 4 or padding_mask.shape[:2] != (B, 1)):
+        if padding_mask is not None and (padding_mask.ndim != 4
+                                         or padding_mask.shape[:2] != (B, 1)):
             raise ValueError(f'DiT: padding_mask_B_1_H_W must be ({B}, 1, H, W), '
                              f'got {tuple(padding_mask.shape)}')
 
@@ -338,6 +339,18 @@ class DiT(nn.Module):
         x = x.permute(0, 7, 1, 6, 2, 4, 3, 5)  # B C T pt H p W p
         return x.reshape(B, -1, T * pt, H * p, W * p)
 
+    def embed_timesteps(self, timesteps_B_T: Tensor) -> tuple[Tensor, Tensor]:
+        """(emb_B_T_D, adaln_lora_B_T_3D) in the model dtype.
+
+        As the reference (video2world denoise casts c_noise to the model precision; Timesteps
+        computes in fp32 and returns the input dtype): the timestep and its sinusoid are
+        rounded to the model dtype before the norm and the AdaLN-LoRA MLP. In float32 this is
+        exact; in bf16 it moves the net output by about as much as bf16 itself does
+        (benchmarks/bf16_timesteps.py measures both choices against float32)."""
+        dtype = self.dtype
+        sinusoid_B_T_D = self.t_embedder[0](timesteps_B_T.to(dtype)).to(dtype)
+        return self.t_embedding_norm(sinusoid_B_T_D), self.t_embedder[1](sinusoid_B_T_D)
+
     def forward(self, x_B_C_T_H_W: Tensor, timesteps_B_T: Tensor, crossattn_emb_B_N_D: Tensor,
                 condition_mask_B_1_T_H_W: Tensor,
                 padding_mask_B_1_H_W: Tensor | None = None) -> Tensor:
@@ -351,9 +364,7 @@ class DiT(nn.Module):
 
         if timesteps_B_T.ndim == 1:
             timesteps_B_T = timesteps_B_T[:, None]
-        sinusoid_B_T_D = self.t_embedder[0](timesteps_B_T)
-        adaln_lora_B_T_3D = self.t_embedder[1](sinusoid_B_T_D.to(dtype))
-        emb_B_T_D = self.t_embedding_norm(sinusoid_B_T_D).to(dtype)
+        emb_B_T_D, adaln_lora_B_T_3D = self.embed_timesteps(timesteps_B_T)
         context = crossattn_emb_B_N_D.to(dtype)
 
         x_B_T_HW_D = x_B_T_H_W_D.reshape(B, T, H * W, D)

@@ -37,5 +37,8 @@ class DashboardNode(Node):
 
     def _on_message(self, topic: str, msg) -> None:
         # Receive time on the node's clock (sim time under use_sim_time): one time base for
-        # every topic, whether or not its message has a header.
-        self.state.feed(topic, msg, self.get_clock().now().nanoseconds)
+        # every topic, whether or not its message has a header. Sim time reads 0 until the
+        # first /clock: such messages would start the time axis at 0 instead of the sim's.
+        now_ns = self.get_clock().now().nanoseconds
+        if now_ns > 0:
+            self.state.feed(topic, msg, now_ns)

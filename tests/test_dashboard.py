@@ -116,3 +116,22 @@ def test_browser_screenshot_shows_robot_cameras_and_plots(episode, tmp_path):
     cameras = right[:600]
     assert color_pixels(cameras, (150, 20, 20), tolerance=60) > 50
     assert cameras.std() > 20
+
+
+def test_a_demonstration_bag_replays_the_robot_and_cameras(tmp_path, kinematics):
+    """A bag in the recorder's layout (episode_topics: joints, commands, cameras) without the
+    policy's topics shows the robot and the cameras, and the plots stay empty."""
+    from cosmos_policy_ros.data.synthetic import SyntheticEpisode
+    episode = SyntheticEpisode(seconds=1.0, camera_hz=5.0)
+    bag = episode.write(tmp_path / 'demo_0')
+    state = load_bag(bag, kinematics)
+    snapshot = state.snapshot()
+    assert all(snapshot['robot_known'].values())
+    assert set(snapshot['frames']) == set(names.CAMERAS)
+    assert snapshot['chunks'] == [] and snapshot['value'] == [] and not snapshot['skipped']
+    # The drawn arm follows the recorded joint states: its waist is the bag's.
+    waist = episode.arm_positions('follower_left', snapshot['time'])[0]
+    shoulder = np.array(snapshot['robot']['follower_left'][1])
+    upper = np.array(snapshot['robot']['follower_left'][3])
+    heading = np.arctan2(*(upper - shoulder)[1::-1])
+    assert heading == pytest.approx(waist, abs=0.02)

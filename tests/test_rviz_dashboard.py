@@ -96,3 +96,16 @@ def test_markers_convert_to_visualization_msgs(kinematics):
     assert strip.points[7].x == pytest.approx(items[0].points[7, 0])
     text = [m for m in array.markers if m.type == Marker.TEXT_VIEW_FACING]
     assert [m.text for m in text] == ['0.20 *', '0.40']
+
+
+def test_robot_and_dashboard_cores_are_ros_free():
+    import subprocess
+    import sys
+    code = ('import sys\n'
+            'import cosmos_policy_ros.robot.kinematics, cosmos_policy_ros.dashboard.markers\n'
+            'import cosmos_policy_ros.dashboard.state, cosmos_policy_ros.dashboard.server\n'
+            'import cosmos_policy_ros.dashboard.replay\n'
+            'print(sorted(m for m in sys.modules if m.startswith(("rclpy", "rosidl"))))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == '[]'

@@ -44,7 +44,7 @@ ensure_chromium() {
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing chromium (apt) for the dashboard browser test"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends chromium >/dev/null
+      --no-install-recommends chromium fonts-liberation >/dev/null
   else
     echo "test.sh: chromium is missing and cannot be installed here (needs root and apt-get);" \
       "the dashboard browser test will skip" >&2

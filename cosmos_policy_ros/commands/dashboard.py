@@ -4,6 +4,7 @@ Live: subscribes to the graph's topics (robot joint states, cameras, predicted f
 value, latency, controller status, diagnostics) and serves http://127.0.0.1:8765/.
 --bag DIR: the same page on a recorded rosbag2 MCAP episode, with a time slider (no ROS needed).
 """
+import sys
 import time
 
 from cosmos_policy_ros.dashboard.server import DashboardServer
@@ -25,12 +26,16 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     kinematics = Kinematics.from_urdf(urdf_path().read_text())
-    if args.bag:
-        from cosmos_policy_ros.dashboard.replay import load_bag
-        state = load_bag(args.bag, kinematics)
-        return serve(state, 'replay', args, spin=None)
-    from cosmos_policy_ros.dashboard.state import DashboardState
-    return serve(DashboardState(kinematics), 'live', args, spin=_live_spin(args))
+    try:
+        if args.bag:
+            from cosmos_policy_ros.dashboard.replay import load_bag
+            state = load_bag(args.bag, kinematics)
+            return serve(state, 'replay', args, spin=None)
+        from cosmos_policy_ros.dashboard.state import DashboardState
+        return serve(DashboardState(kinematics), 'live', args, spin=_live_spin(args))
+    except (OSError, ValueError) as exc:     # no bag, an unreadable one, port taken
+        print(f'dashboard: {exc}', file=sys.stderr)
+        return 2
 
 
 def _live_spin(args):
@@ -59,7 +64,11 @@ def _live_spin(args):
 
 
 def serve(state, mode: str, args, spin) -> int:
-    server = DashboardServer(state, mode, args.host, args.port).start()
+    try:
+        server = DashboardServer(state, mode, args.host, args.port).start()
+    except OSError as exc:
+        raise OSError(f'cannot serve on {args.host}:{args.port} ({exc}); choose another '
+                      '--port (0: any free one)') from exc
     print(f'dashboard ({mode}): {server.url}', flush=True)
     deadline = time.monotonic() + args.seconds if args.seconds > 0 else float('inf')
 

@@ -11,7 +11,9 @@ from cosmos_policy_ros.dashboard.markers import (
     LineStrip,
     Text,
     chunk_preview,
+    controller_text,
     planner_candidates,
+    policy_text,
     value_color,
 )
 from cosmos_policy_ros.paths import share_path
@@ -109,3 +111,13 @@ def test_robot_and_dashboard_cores_are_ros_free():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == '[]'
+
+
+def test_status_texts_say_value_latency_and_controller_state():
+    assert policy_text(0.734, 1.25, untrained=True).text == \
+        'value 0.73  model 1.25 s  UNTRAINED'
+    text = controller_text({'state': 'holding', 'reason': 'chunk finished', 'remaining': 0,
+                            'counts': {'chunks_accepted': 3, 'chunks_rejected': 1}})
+    assert text.text == ('controller holding (chunk finished)  remaining 0  '
+                         'chunks_accepted 3  chunks_rejected 1')
+    assert text.position[2] < policy_text(0, 0, False).position[2]    # one line below

@@ -1,4 +1,4 @@
-"""RViz marker content, ROS-free: the chunk preview and the planner's candidates.
+"""RViz marker content, ROS-free: the chunk preview, the planner's candidates, status text.
 
 A chunk preview is the 50-step end-effector path of each arm (FK of the chunk's joint targets,
 cosmos_policy_ros.robot.kinematics), fading from opaque (now) to faint (2 s ahead). Planner
@@ -81,3 +81,25 @@ def planner_candidates(kinematics: Kinematics, actions, scores, chosen: int,
         items.append(Text(f'{ns}_values', candidate, label,
                           (float(end[0]), float(end[1]), float(end[2]) + 0.03)))
     return items
+
+
+# Status texts float above the table, one line each: policy value/latency, controller state.
+POLICY_TEXT_POSITION = (0.0, 0.5, 0.8)
+CONTROLLER_TEXT_POSITION = (0.0, 0.5, 0.74)
+# Keys of control.runtime's status counts worth a glance.
+CONTROLLER_COUNTS = ('chunks_accepted', 'chunks_rejected', 'step_clamped', 'holds')
+
+
+def policy_text(value: float, model_s: float, untrained: bool, ns: str = 'policy') -> Text:
+    return Text(ns, 0, f'value {value:.2f}  model {model_s:.2f} s'
+                + ('  UNTRAINED' if untrained else ''), POLICY_TEXT_POSITION, 0.05)
+
+
+def controller_text(status: dict, ns: str = 'controller') -> Text:
+    """A controller status (control.trigger.ControllerStatus as a dict) as one line."""
+    counts = status.get('counts') or {}
+    shown = '  '.join(f'{key} {counts[key]}' for key in CONTROLLER_COUNTS if key in counts)
+    reason = f' ({status["reason"]})' if status.get('reason') else ''
+    return Text(ns, 0, f'controller {status.get("state", "?")}{reason}  remaining '
+                f'{status.get("remaining", "?")}  {shown}'.rstrip(),
+                CONTROLLER_TEXT_POSITION, 0.035)

@@ -82,6 +82,21 @@ def test_ema_weights_are_selected_on_request(tmp_path):
     _assert_state_equal(load_released_dit(only_ema, TINY.dit), ema)
 
 
+def test_the_policy_loads_the_regular_weights_of_a_release_as_the_reference(tmp_path):
+    """cosmos_utils.get_model loads with load_ema_to_reg=False: 'net.', not 'net_ema.'."""
+    from cosmos_policy_ros.model.policy import CosmosPolicy
+    from cosmos_policy_ros.model.text import TextEmbeddings
+    regular, ema = _random_release_state(seed=1), _random_release_state(seed=2)
+    both = _release_file(tmp_path / 'policy.pt', ('net.', regular), ('net_ema.', ema))
+    torch.save(WanVAE(TINY.vae).state_dict(), tmp_path / 'tokenizer.pth')
+    text = TextEmbeddings(TINY.text_tokens, TINY.text_dim, {'task': torch.zeros(1, 2, 384)})
+    policy = CosmosPolicy.from_config(TINY, checkpoint=both, text=text)
+    state = policy.dit.state_dict()
+    for key, value in regular.items():
+        if value.is_floating_point() and not key.startswith(('pos_embedder.', 'accum_')):
+            assert torch.equal(state[key], value.float()), key
+
+
 def test_missing_counters_and_rope_buffers_are_regenerated(tmp_path):
     weights = _random_release_state(seed=3)
     trimmed = {k: v for k, v in weights.items() if not k.startswith(('accum_', 'pos_embedder.'))}

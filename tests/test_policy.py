@@ -250,8 +250,50 @@ def test_tiny_model_overfits_fixed_pairs(tmp_path):
         error = stats.actions.normalize(out.actions) - stats.actions.normalize(chunks)
         swapped = stats.actions.normalize(out.actions) - stats.actions.normalize(chunks[::-1])
         print(f'{num_steps} steps: action |err| mean {np.abs(error).mean():.3f} max '
-              f'{np.abs(error).max():.3f} (normalised), mean {np.abs(error * span / 2).mean():.3f} '
-              f'rad; value {out.value} vs {(values.numpy() + 1) / 2}')
+              f'{np.abs(error).max():.3f} (normalised), mean '
+              f'{np.abs(error * span / 2).mean():.3f} rad; value {out.value} vs '
+              f'{(values.numpy() + 1) / 2}')
         assert np.abs(error).mean() < OVERFIT_ACTION_MEAN_TOL
         assert np.abs(error).mean() < 0.5 * np.abs(swapped).mean()   # tells the pairs apart
         np.testing.assert_allclose(out.value, (values.numpy() + 1) / 2, atol=OVERFIT_VALUE_TOL)
+
+
+def test_decoded_futures_are_the_first_pixel_frame_of_their_latent(policy):
+    """(i-1)*4+1 as the reference: the first pixel frame latent i reaches through the causal
+    decoder (earlier frames do not depend on it)."""
+    from cosmos_policy_ros.model.layout import INJECTED_ROLES, Role
+    from cosmos_policy_ros.model.policy import future_pixel_frame
+    from cosmos_policy_ros.model.preprocess import from_model_tensor
+    layout = policy.layout
+    i = layout.index(Role.FUTURE_PRIMARY)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 16, layout.num_frames, 8, 8, generator=gen)
+    moved = z.clone()
+    moved[:, :, i] += 1.0
+    with torch.no_grad():
+        video, video_moved = policy.vae.decode(z), policy.vae.decode(moved)
+    first = future_pixel_frame(i)
+    assert first == (i - 1) * 4 + 1
+    torch.testing.assert_close(video[:, :, :first], video_moved[:, :, :first])
+    assert (video[:, :, first] - video_moved[:, :, first]).abs().max() > 1e-3
+    obs = observation(5)
+    out = policy.predict(obs, num_steps=1, seeds=0, decode_future=True)
+    encoded = policy.encode(policy.prepare(obs)[0], full=True)
+    undone = out.latents.clone()
+    injected = list(layout.indices(INJECTED_ROLES))
+    undone[:, :, injected] = encoded[:, :, injected]
+    with torch.no_grad():
+        expected = from_model_tensor(policy.vae.decode(undone)[:, :, first])
+    np.testing.assert_array_equal(out.future_images[layout.cameras[Role.FUTURE_PRIMARY]],
+                                  expected)
+
+
+@pytest.mark.parametrize('dtype, vae_dtype', [('float32', torch.float32),
+                                              ('bfloat16', torch.bfloat16),
+                                              ('float16', torch.bfloat16)])
+def test_vae_runs_in_bf16_whenever_the_policy_is_reduced_precision(dtype, vae_dtype):
+    preset = small_preset()
+    policy = CosmosPolicy.from_config(preset, text=fixed_text(preset), dtype=dtype)
+    assert policy.dit.dtype == getattr(torch, dtype) and policy.vae.dtype == vae_dtype
+    latent = policy.encode(policy.prepare(observation(2))[0])
+    assert latent.dtype == torch.float32 and torch.isfinite(latent).all()

@@ -33,7 +33,8 @@ class RMSNorm(nn.Module):
 
 
 def _layer_norm(x: Tensor) -> Tensor:
-    return F.layer_norm(x, x.shape[-1:], eps=1e-6)
+    # int(): a constant width, also when traced for ONNX export with a dynamic batch
+    return F.layer_norm(x, (int(x.shape[-1]),), eps=1e-6)
 
 
 # ---------------------------------------------------------------- rotary position embedding

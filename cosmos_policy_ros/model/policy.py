@@ -36,6 +36,18 @@ from cosmos_policy_ros.names import CHUNK_LENGTH, STATE_DIM
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
+def vae_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """The reference runs the VAE in bf16 whatever the DiT does (Wan2pt1VAEInterface); here a
+    reduced-precision policy does too, and a float32 one (CPU, tests) keeps float32."""
+    return torch.float32 if dtype == torch.float32 else torch.bfloat16
+
+
+def future_pixel_frame(latent_frame: int) -> int:
+    """The decoded pixel frame shown for a generated latent frame i >= 1: the first of its
+    four, (i-1)*4+1, as the reference's get_future_images_from_generated_samples."""
+    return (latent_frame - 1) * L.TEMPORAL_COMPRESSION + 1
+
+
 class PolicyInputError(ValueError):
     """An observation is malformed (missing camera, wrong image, non-finite proprio, ...)."""
 
@@ -94,7 +106,7 @@ class CosmosPolicy:
         self.preset, self.layout, self.sampler = preset, layout, sampler
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
         self.dit = dit.to(self.device, self.dtype).eval()
-        self.vae = vae.to(self.device, self.dtype).eval()
+        self.vae = vae.to(self.device, vae_dtype_for(self.dtype)).eval()
         self.text = text
         self.statistics = statistics or identity_statistics()
         self.test_time_crop, self.chunk_length = test_time_crop, chunk_length
@@ -119,7 +131,10 @@ class CosmosPolicy:
                 torch.manual_seed(init_seed)
                 dit, vae = DiT(preset.dit), WanVAE(preset.vae)
         else:
-            from cosmos_policy_ros.model.checkpoint import checkpoint_statistics, resolve_checkpoint
+            from cosmos_policy_ros.model.checkpoint import (
+                checkpoint_statistics,
+                resolve_checkpoint,
+            )
             checkpoint = resolve_checkpoint(checkpoint)
             preset, dit, vae = _load_weights(preset, checkpoint)
             statistics = statistics if statistics is not None else checkpoint_statistics(
@@ -182,7 +197,7 @@ class CosmosPolicy:
         count = None if full else self.layout.num_condition_frames_policy
         video = L.build_pixel_sequence(self.layout, images, num_latent_frames=count)
         with torch.no_grad():
-            latent = self.vae.encode(video.to(self.dtype)).float()
+            latent = self.vae.encode(video.to(self.vae.dtype)).float()
         missing = self.layout.num_frames - latent.shape[2]
         if missing:
             latent = torch.cat([latent, latent.new_zeros(*latent.shape[:2], missing,
@@ -224,13 +239,10 @@ class CosmosPolicy:
         latents = latents.clone()
         injected = list(self.layout.indices(L.INJECTED_ROLES))
         latents[:, :, injected] = encoded[:, :, injected]
-        video = self.vae.decode(latents.to(self.dtype)).float()
-        images = {}
-        for i, role in enumerate(self.layout.roles):
-            if role.value.startswith('future_') and role in self.layout.cameras:
-                images[self.layout.cameras[role]] = from_model_tensor(
-                    video[:, :, L.TEMPORAL_COMPRESSION * i])
-        return images
+        video = self.vae.decode(latents.to(self.vae.dtype)).float()
+        return {self.layout.cameras[role]: from_model_tensor(video[:, :, future_pixel_frame(i)])
+                for i, role in enumerate(self.layout.roles)
+                if role.value.startswith('future_') and role in self.layout.cameras}
 
     def _output(self, latents, encoded, seeds, watch, decode_future) -> PolicyOutput:
         with watch('readback'):
@@ -348,5 +360,6 @@ def _load_weights(preset: ModelPreset, checkpoint: Path):
     if not tokenizer.is_file():
         raise FileNotFoundError(f'{checkpoint}: the Wan2.1 VAE weights tokenizer.pth must sit '
                                 f'beside the DiT checkpoint (expected {tokenizer})')
-    return (preset, ckpt.load_released_dit(checkpoint, preset.dit, prefer_ema=True),
+    # The reference loads the regular weights (load_model_from_checkpoint(load_ema_to_reg=False)).
+    return (preset, ckpt.load_released_dit(checkpoint, preset.dit, prefer_ema=False),
             ckpt.load_wan_vae(tokenizer, preset.vae))

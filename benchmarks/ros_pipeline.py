@@ -53,7 +53,8 @@ def main() -> None:
     specs = build_graph('aloha_policy', {
         'use_sim': 'true', 'preset': args.preset, 'device': args.device, 'dtype': args.dtype,
         'num_steps': str(args.num_steps), 'mode': args.mode,
-        'camera_rate': str(args.camera_rate)})
+        'camera_rate': str(args.camera_rate),
+        'max_jump_rad': '0'})        # random weights jump by design; the latency is measured
     domain = apply_loopback_env()
     from cosmos_policy_ros.ros.client import GraphClient
     with GraphProcesses(specs, out / 'logs', domain_id=domain) as procs:

@@ -15,8 +15,10 @@ export MUJOCO_GL=egl PYTHONUNBUFFERED=1
 if [ -n "${UNTRAINED:-}" ]; then
   # CPU inference of the sim preset takes seconds of sim time: accept chunks up to 30 s old
   # (the controller's default, 2 s, suits a GPU) and render the cameras at 10 Hz of sim time.
+  # Random weights jump several rad between points: the controller's jump check is off.
   exec .venv/bin/cosmos-policy-ros run-policy --preset "${PRESET:-sim}" \
-    --max-chunk-age 30 --camera-rate 10 --duration "${DURATION:-120}" --out runs/policy
+    --max-chunk-age 30 --camera-rate 10 --max-jump-rad 0 --duration "${DURATION:-120}" \
+    --out runs/policy
 fi
 exec .venv/bin/cosmos-policy-ros eval --checkpoint "${CHECKPOINT:-sim_transfer_cube}" \
   --task "${TASK:-transfer_cube}" --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" \

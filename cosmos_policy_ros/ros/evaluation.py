@@ -165,7 +165,11 @@ def graph_args(cfg: EvalConfig) -> dict:
             'num_candidates': str(cfg.num_candidates),
             'future_steps': ','.join(map(str, cfg.future_steps)),
             'value_steps': ','.join(map(str, cfg.value_steps)),
-            'aggregation': cfg.aggregation}
+            'aggregation': cfg.aggregation,
+            # In lockstep a rejected chunk stalls the episode (the sim waits for commands, and
+            # the re-query sees the same observation and seed), and the in-process loop has no
+            # such check: evaluation measures the policy through the gate, jump check off.
+            'max_jump_rad': '0'}
 
 
 def run_ros(cfg: EvalConfig, on_episode, log_dir) -> list[EpisodeResult]:

@@ -18,6 +18,10 @@ CONTROLLER = (
     Param('max_gripper_step', 0.25, 'largest gripper motor change per 25 Hz tick [rad]',
           min=1e-4, max=3.0),
     Param('max_chunk_age', 2.0, 'reject chunks whose observation is older [s]', min=0.01),
+    # 1.2: the shipped sim policy's chunks jump up to 0.83 rad (benchmarks/chunk_jumps.py).
+    Param('max_jump_rad', 1.2, 'reject chunks whose arm joints jump more than this between '
+          'consecutive points or from the measured position to where the chunk starts [rad]; '
+          '0: off (random-weight pipeline checks, lockstep evaluation)', min=0.0, max=3.2),
     Param('observation_timeout', 1.0, 'hold when a camera or joint state is older [s]',
           min=0.01),
     Param('chunk_timeout', 10.0, 'hold when no chunk arrived for this long [s]', min=0.1),

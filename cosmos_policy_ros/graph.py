@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosmos_policy_ros.executables import NODES
-from cosmos_policy_ros.params import Param
+from cosmos_policy_ros.params import Param, ParamError
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,10 @@ def resolve_args(graph: Graph, overrides: Mapping[str, Any]) -> dict:
             raise ValueError(f'graph {graph.name!r}: {name}:={given!r} is not a '
                              f'{type(graph_arg.param.default).__name__} '
                              f'(default {graph_arg.default!r}): {exc}') from None
-        reason = graph_arg.param.check(value)
-        if reason:
-            raise ValueError(f'graph {graph.name!r}: {name}:={given!r}: {reason}')
+        try:
+            graph_arg.param.check(value)
+        except ParamError as exc:
+            raise ValueError(f'graph {graph.name!r}: {name}:={given!r}: {exc}') from None
         values[name] = value
     return values
 

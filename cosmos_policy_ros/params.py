@@ -12,6 +12,10 @@ from typing import Any
 _TYPES = (bool, int, float, str, list)
 
 
+class ParamError(ValueError):
+    """A parameter value that must not be used; the message names the field and the fix."""
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -30,21 +34,21 @@ class Param:
             raise TypeError(f'parameter {self.name!r}: a list default must be non-empty so its '
                             'element type is known')
 
-    def check(self, value: Any) -> str | None:
-        """None if `value` is acceptable, else a reason that names the field and the fix."""
+    def check(self, value: Any) -> None:
+        """Raise ParamError naming the field and the fix unless `value` is acceptable."""
         expected = type(self.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            return (f'parameter {self.name!r}: expected {expected.__name__}, got '
-                    f'{type(value).__name__} {value!r}')
+            raise ParamError(f'parameter {self.name!r}: expected {expected.__name__}, got '
+                             f'{type(value).__name__} {value!r}')
         if self.choices and value not in self.choices:
-            return f'parameter {self.name!r}: {value!r} is not one of {list(self.choices)}'
+            raise ParamError(f'parameter {self.name!r}: {value!r} is not one of '
+                             f'{list(self.choices)}')
         if self.min is not None and isinstance(value, (int, float)) and value < self.min:
-            return f'parameter {self.name!r}: {value} is below the minimum {self.min}'
+            raise ParamError(f'parameter {self.name!r}: {value} is below the minimum {self.min}')
         if self.max is not None and isinstance(value, (int, float)) and value > self.max:
-            return f'parameter {self.name!r}: {value} is above the maximum {self.max}'
-        return None
+            raise ParamError(f'parameter {self.name!r}: {value} is above the maximum {self.max}')
 
 
 def pick(schema: Sequence[Param], *names: str) -> tuple:
@@ -67,8 +71,9 @@ def check_values(schema: Sequence[Param], values: Mapping[str, Any],
         if name not in by_name:
             problems.append(f'unknown parameter {name!r}; known: {sorted(by_name)}')
             continue
-        reason = by_name[name].check(value)
-        if reason:
-            problems.append(reason)
+        try:
+            by_name[name].check(value)
+        except ParamError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError(f'{where}: ' + '; '.join(problems))

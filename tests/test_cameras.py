@@ -248,8 +248,9 @@ def test_node_parameters_choose_backend_or_calibration_entry(tmp_path):
     with pytest.raises(CameraConfigError, match='set `calibration`'):
         camera_config_for('cam_high')
     with pytest.raises(CameraConfigError, match=r"no `cameras.cam_high` entry \(has \[\]\)"):
-        camera_config_for('cam_high', calibration='aloha_sim')
-    stationary = camera_config_for('cam_left_wrist', calibration='aloha_stationary')
+        camera_config_for('cam_high', calibration=load_calibration('aloha_sim'))
+    stationary = camera_config_for('cam_left_wrist',
+                                   calibration=load_calibration('aloha_stationary'))
     assert isinstance(stationary, RealSenseCameraConfig) and stationary.serial_number
 
 

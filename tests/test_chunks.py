@@ -5,6 +5,7 @@ import pytest
 from cosmos_policy_ros.control.chunks import (
     DT,
     Chunk,
+    ChunkError,
     ChunkExecutor,
     StepStats,
     check_chunk,
@@ -27,12 +28,13 @@ def good_chunk(stamp=10.0, **changes) -> Chunk:
 
 def test_good_chunk_accepted_and_reordered():
     chunk = good_chunk()
-    assert check_chunk(chunk, now=10.2, max_age=1.0).ok
+    np.testing.assert_array_equal(check_chunk(chunk, now=10.2, max_age=1.0).positions,
+                                  chunk.positions)
     order = list(reversed(range(14)))
     shuffled = good_chunk(names=tuple(VECTOR_NAMES[i] for i in order),
                           positions=chunk.positions[:, order])
     result = check_chunk(shuffled, now=10.2, max_age=1.0)
-    np.testing.assert_array_equal(result.chunk.positions, chunk.positions)
+    np.testing.assert_array_equal(result.positions, chunk.positions)
 
 
 @pytest.mark.parametrize('changes, now, expected', [
@@ -45,9 +47,9 @@ def test_good_chunk_accepted_and_reordered():
     ({'dt': 0.02}, 10.1, 'ms apart'),
 ])
 def test_bad_chunks_rejected_with_reason(changes, now, expected):
-    result = check_chunk(good_chunk(**changes), now=now, max_age=1.0)
-    assert not result.ok and result.chunk is None
-    assert any(expected in reason for reason in result.reasons), result.reasons
+    with pytest.raises(ChunkError) as rejected:
+        check_chunk(good_chunk(**changes), now=now, max_age=1.0)
+    assert any(expected in reason for reason in rejected.value.reasons), rejected.value.reasons
 
 
 def test_sample_nearest_and_interpolated():

@@ -10,7 +10,7 @@ import pytest
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control import lockstep
-from cosmos_policy_ros.control.chunks import DT, Chunk
+from cosmos_policy_ros.control.chunks import DT, Chunk, ChunkError
 from cosmos_policy_ros.control.runtime import ControllerRuntime, RuntimeConfig, State
 from cosmos_policy_ros.control.units import robot_to_command
 from cosmos_policy_ros.health import Level
@@ -45,6 +45,13 @@ def ramp(stamp: float, step: float = 0.01, start=START, length: int = names.CHUN
     return Chunk(**{**fields, **changes})
 
 
+def rejected(rt: ControllerRuntime, chunk: Chunk, now: float) -> str:
+    """The reason `rt` gives for refusing `chunk` (fails if it accepts it)."""
+    with pytest.raises(ChunkError) as refused:
+        rt.submit(chunk, now)
+    return str(refused.value)
+
+
 def run(rt: ControllerRuntime, start: float, ticks: int) -> list:
     """Step `ticks` times from `start` with fresh inputs each tick (the arms measured where
     they were last commanded); returns the Ticks."""
@@ -72,7 +79,7 @@ def test_waits_for_both_arms_then_holds_where_they_are():
 def test_sync_chunk_plays_to_its_end_holds_then_the_next_starts_at_the_boundary():
     rt = runtime(mode='sync')
     run(rt, 0.0, 2)
-    assert rt.submit(ramp(0.08), 0.08).accepted
+    assert rt.submit(ramp(0.08), 0.08) is None          # accepted; runs from the next tick
     ticks = run(rt, 0.08, 50)
     commands = np.array([t.command for t in ticks])
     expected = robot_to_command(ramp(0.08).positions, GRIPPER)
@@ -81,7 +88,7 @@ def test_sync_chunk_plays_to_its_end_holds_then_the_next_starts_at_the_boundary(
     assert ticks[0].status.state == State.RUNNING.value
     # A newer chunk while one runs waits for its end (sync), then starts from point 0.
     second = ramp(2.0, step=-0.01, start=ramp(0.08).positions[-1])
-    assert rt.submit(second, 2.0).accepted
+    rt.submit(second, 2.0)
     after = run(rt, 2.08, 3)
     np.testing.assert_allclose(after[0].command, robot_to_command(second.positions[0],
                                                                   GRIPPER), atol=1e-9)
@@ -103,7 +110,7 @@ def test_async_chunk_is_aligned_by_its_stamp_and_cross_faded():
     now = 0.04 + 20 * DT
     # Predicted from an observation 10 ticks ago: its point 10 is due now.
     late = ramp(now - 10 * DT, step=0.005, start=START + 0.02)
-    assert rt.submit(late, now).accepted
+    rt.submit(late, now)
     ticks = run(rt, now, 8)
     old = robot_to_command(ramp(0.04).positions, GRIPPER)
     new = robot_to_command(late.positions, GRIPPER)
@@ -125,14 +132,13 @@ def test_estop_holds_within_one_tick_and_refuses_chunks_until_released():
     for tick in held:                                    # the very next tick holds
         np.testing.assert_allclose(tick.command, ticks[-1].command)
         assert tick.status.state == State.ESTOP.value
-    refused = rt.submit(ramp(0.6), 0.6)
-    assert not refused.accepted and refused.reason == 'e-stop engaged'
+    assert rejected(rt, ramp(0.6), 0.6) == 'e-stop engaged'
     assert rt.health().level == Level.ERROR
     rt.set_estop(False)
     tick = run(rt, 0.64, 1)[0]
     assert tick.status.state == State.IDLE.value        # the old chunk was dropped
     np.testing.assert_allclose(tick.command, ticks[-1].command)
-    assert rt.submit(ramp(0.68, start=START + 0.18), 0.68).accepted
+    rt.submit(ramp(0.68, start=START + 0.18), 0.68)
     assert run(rt, 0.68, 1)[0].status.state == State.RUNNING.value
     assert rt.counts['estops'] == 1
 
@@ -154,8 +160,7 @@ def test_watchdog_holds_on_a_late_camera_and_releases_when_it_is_back():
     assert late[first].events and 'cam_high' in late[first].events[0][1]
     np.testing.assert_allclose(late[-1].command, late[first].command)   # holding still
     assert 'cam_high' in late[-1].status.reason
-    refused = rt.submit(ramp(1.0), 1.0)
-    assert not refused.accepted and refused.reason.startswith('watchdog engaged')
+    assert rejected(rt, ramp(1.0), 1.0).startswith('watchdog engaged')
     assert rt.health().level == Level.WARN
     released = run(rt, 1.04, 2)
     assert released[-1].status.state == State.IDLE.value
@@ -170,7 +175,7 @@ def test_chunk_timeout_holds_and_the_next_chunk_ends_it():
     assert ticks[-1].status.state == State.WATCHDOG.value
     assert 'chunk' in ticks[-1].status.reason
     now = 0.04 + 40 * DT
-    assert rt.submit(ramp(now, start=START + 0.39), now).accepted
+    rt.submit(ramp(now, start=START + 0.39), now)
     assert run(rt, now, 1)[0].status.state == State.RUNNING.value
 
 
@@ -187,14 +192,14 @@ def test_stale_and_malformed_chunks_are_rejected_and_the_running_one_goes_on(cha
     run(rt, 0.0, 1)
     rt.submit(ramp(0.04), 0.04)
     run(rt, 0.04, 4)
-    bad = rt.submit(ramp(**{'stamp': 0.2, **changes}), 0.2)
-    assert not bad.accepted and reason in bad.reason, bad.reason
+    bad = rejected(rt, ramp(**{'stamp': 0.2, **changes}), 0.2)
+    assert reason in bad, bad
     tick = run(rt, 0.2, 1)[0]
     assert tick.status.state == State.RUNNING.value
     np.testing.assert_allclose(tick.command, robot_to_command(ramp(0.04).positions[4],
                                                               GRIPPER), atol=1e-9)
     assert tick.status.counts['chunks_rejected'] == 1
-    assert tick.status.counts['last_reject'] == bad.reason
+    assert tick.status.counts['last_reject'] == bad
     assert rt.health().level == Level.WARN                   # reported on /diagnostics
 
 
@@ -203,15 +208,14 @@ def test_a_chunk_that_jumps_is_rejected_naming_the_joint():
     run(rt, 0.0, 1)
     positions = ramp(0.04).positions.copy()
     positions[20:, 1] += 1.5                              # left shoulder +1.5 rad at point 20
-    bad = rt.submit(ramp(0.04, positions=positions), 0.04)
-    assert not bad.accepted
-    assert 'left_shoulder jumps 1.5' in bad.reason and 'point 19 to 20' in bad.reason
-    far = rt.submit(ramp(0.04, start=START + 0.5), 0.04)   # first point 0.5 rad away
-    assert not far.accepted and 'from the measured position' in far.reason
+    bad = rejected(rt, ramp(0.04, positions=positions), 0.04)
+    assert 'left_shoulder jumps 1.5' in bad and 'point 19 to 20' in bad
+    far = rejected(rt, ramp(0.04, start=START + 0.5), 0.04)   # first point 0.5 rad away
+    assert 'from the measured position' in far
     # The gripper may open or close in one step; a smooth arm chunk within the limit runs.
     gripper_snap = ramp(0.04).positions.copy()
     gripper_snap[10:, names.GRIPPER_INDICES] = 1.0
-    assert rt.submit(ramp(0.04, positions=gripper_snap), 0.04).accepted
+    rt.submit(ramp(0.04, positions=gripper_snap), 0.04)
     tick = run(rt, 0.04, 1)[0]
     assert tick.status.state == State.RUNNING.value
     counts = tick.status.counts
@@ -221,7 +225,7 @@ def test_a_chunk_that_jumps_is_rejected_naming_the_joint():
     assert health.level == Level.WARN and health.values['jumps_rejected'] == 2
     off = runtime(max_jump_rad=0.0)                      # 0: off; the jump is still measured
     run(off, 0.0, 1)
-    assert off.submit(ramp(0.04, positions=positions), 0.04).accepted
+    off.submit(ramp(0.04, positions=positions), 0.04)
     assert off.summary()['max_chunk_jump'] == pytest.approx(1.5 + 0.01)
 
 
@@ -231,8 +235,7 @@ def test_the_default_limit_rejects_a_1_5_rad_fault():
     run(rt, 0.0, 1)
     positions = ramp(0.04).positions.copy()
     positions[30:, 10] += 1.5                             # right forearm_roll
-    refused = rt.submit(ramp(0.04, positions=positions), 0.04)
-    assert not refused.accepted and 'right_forearm_roll jumps 1.5' in refused.reason
+    assert 'right_forearm_roll jumps 1.5' in rejected(rt, ramp(0.04, positions=positions), 0.04)
 
 
 def test_an_async_chunk_is_checked_from_the_point_due_now():
@@ -243,13 +246,13 @@ def test_an_async_chunk_is_checked_from_the_point_due_now():
     now = 0.04 + 21 * DT
     # Inferred from an observation 10 ticks ago: point 0 is 0.4 rad behind, point 10 is due.
     late = ramp(now - 10 * DT, step=0.04, start=START - 0.2)
-    assert rt.submit(late, now).accepted
+    rt.submit(late, now)
     sync = runtime(mode='sync', max_jump_rad=0.3)
     run(sync, 0.0, 1)
     sync.submit(ramp(0.04), 0.04)
     run(sync, 0.04, 21)
-    refused = sync.submit(ramp(now - 10 * DT, step=0.04, start=START - 0.2), now)
-    assert 'starts (point 0)' in refused.reason
+    assert 'starts (point 0)' in rejected(sync, ramp(now - 10 * DT, step=0.04,
+                                                     start=START - 0.2), now)
 
 
 def test_lockstep_commands_only_while_a_chunk_runs_and_starts_it_at_its_stamp():
@@ -258,8 +261,7 @@ def test_lockstep_commands_only_while_a_chunk_runs_and_starts_it_at_its_stamp():
     feed(rt, start)
     tick = rt.step(start)
     assert tick.command is None and tick.status.state == State.IDLE.value   # sim waits
-    ahead = rt.submit(ramp(start + 0.08), start + 0.04)       # ahead of the clock: deferred
-    assert ahead.deferred and not ahead.accepted and ahead.tick is None
+    assert rt.submit(ramp(start + 0.08), start + 0.04) is None   # ahead of the clock: waits
     assert rt.step(start + 0.04).command is None
     feed(rt, start + 0.08)
     tick = rt.step(start + 0.08)                              # the clock reaches its stamp
@@ -270,15 +272,26 @@ def test_lockstep_commands_only_while_a_chunk_runs_and_starts_it_at_its_stamp():
     # An accepted chunk is commanded at once (the sim waits at its instant).
     now = start + 0.12
     feed(rt, now)
-    accepted = rt.submit(ramp(now, start=ramp(0).positions[1]), now)
-    assert accepted.accepted and accepted.tick.command is not None
+    assert rt.submit(ramp(now, start=ramp(0).positions[1]), now).command is not None
     # Next episode: chunks dropped, the gate re-seeded from that episode's joint states.
     nxt = lockstep.episode_start(1)
-    old = rt.submit(ramp(now + 0.04), nxt)
-    assert not old.accepted and 'stale' in old.reason
+    assert 'stale' in rejected(rt, ramp(now + 0.04), nxt)
     assert rt.step(nxt).command is None                       # no states of episode 1 yet
     feed(rt, nxt, START_COMMAND + 0.1)
     tick = rt.step(nxt + 0.04)                 # idle since the last episode: chunk timeout
     assert tick.command is None and tick.status.state == State.WATCHDOG.value
-    assert rt.submit(ramp(nxt + 0.04, start=START + 0.1), nxt + 0.04).tick.command is not None
+    assert rt.submit(ramp(nxt + 0.04, start=START + 0.1), nxt + 0.04).command is not None
     np.testing.assert_allclose(rt.gate.last_safe[ARM], (START_COMMAND + 0.1)[ARM])
+
+
+def test_lockstep_a_waiting_chunk_that_is_bad_is_rejected_when_its_time_comes():
+    start = lockstep.episode_start(0)
+    rt = runtime(lockstep=True)
+    feed(rt, start)
+    rt.step(start)
+    positions = np.full((names.CHUNK_LENGTH, 14), np.nan)
+    assert rt.submit(ramp(start + 0.04, positions=positions), start) is None   # waits
+    feed(rt, start + 0.04)
+    tick = rt.step(start + 0.04)
+    assert tick.command is None and tick.events[0][0] == Level.ERROR
+    assert 'non-finite value' in tick.events[0][1] and rt.counts['chunks_rejected'] == 1

@@ -12,6 +12,7 @@ from cosmos_policy_ros.hardware.arm import Arm
 from cosmos_policy_ros.hardware.arm_config import ARM_MODELS, DEFAULT_IDS, parse_arm, parse_arms
 from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
 from cosmos_policy_ros.hardware.supervisor import ArmSupervisor
+from cosmos_policy_ros.health import Level
 
 STATIONARY = load_calibration('aloha_stationary')
 
@@ -163,7 +164,7 @@ def test_misconfigured_shadow_is_fixed_and_a_failed_verify_keeps_torque_off(fres
     assert 'torque stays off' in supervisor.last_error
     assert all(emu.register(i, 'Torque_Enable') == 0 for i in DEFAULT_IDS.values())
     diag = supervisor.diagnostics()
-    assert diag.level == 'ERROR' and 'motor 4 (elbow) Drive_Mode' in diag.message
+    assert diag.level == Level.ERROR and 'motor 4 (elbow) Drive_Mode' in diag.message
     run_cycles(supervisor, 0.3)                               # retried, still refused
     assert supervisor.state == 'unconfigured'
     assert all(emu.register(i, 'Torque_Enable') == 0 for i in DEFAULT_IDS.values())

@@ -16,6 +16,7 @@ from cosmos_policy_ros.hardware.dynamixel.bus import (
     MotorInstructionError,
     PortLostError,
 )
+from cosmos_policy_ros.health import Level
 
 
 def follower_config(emu, **extra):
@@ -142,7 +143,7 @@ def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulat
     assert supervisor.cycle().alerts == (7,)
     assert supervisor.state == 'fault'
     diag = supervisor.diagnostics()
-    assert diag.level == 'ERROR' and 'overload' in diag.values['hardware_error_id7']
+    assert diag.level == Level.ERROR and 'overload' in diag.values['hardware_error_id7']
     # Hold: commands are refused and nothing is written while faulted.
     assert not supervisor.set_command(['waist'], [0.3]).accepted
     time.sleep(0.1)
@@ -188,7 +189,7 @@ def test_reboot_waits_for_slow_motors_and_verifies_holding(slow_reboot):
     with pytest.raises(RuntimeError, match=r'motor 5 \(elbow_shadow\) did not come back within'):
         supervisor.reboot()
     assert supervisor.state == 'fault'
-    assert supervisor.diagnostics().level == 'ERROR'
+    assert supervisor.diagnostics().level == Level.ERROR
     deadline = time.monotonic() + 5.0            # it answers again: recovered by the cycle
     while supervisor.state != 'active' and time.monotonic() < deadline:
         supervisor.cycle()

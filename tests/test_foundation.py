@@ -1,4 +1,5 @@
-"""Foundation: loopback environment, parameter schema, graphs, calibration files, image conversion."""
+"""Foundation: loopback environment, parameter schema, graphs, calibration files, image
+conversion."""
 import os
 import subprocess
 import sys
@@ -11,9 +12,8 @@ import pytest
 from cosmos_policy_ros import calibration as cal
 from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.graphs import build_graph, get_graph
-from cosmos_policy_ros.params import Param, check_values
+from cosmos_policy_ros.params import Param, ParamError, check_values
 from cosmos_policy_ros.rosenv import loopback_env
-
 
 # --- loopback -----------------------------------------------------------------------------------
 
@@ -42,7 +42,8 @@ def test_two_processes_talk_over_loopback_dds(graph_client, tmp_path):
         rclpy.init()
         node = rclpy.create_node('echo')
         pub = node.create_publisher(String, '/pong', 10)
-        node.create_subscription(String, '/ping', lambda m: pub.publish(String(data=m.data + '!')), 10)
+        node.create_subscription(String, '/ping',
+                                 lambda m: pub.publish(String(data=m.data + '!')), 10)
         try:
             rclpy.spin(node)
         except Exception:
@@ -67,14 +68,30 @@ def test_two_processes_talk_over_loopback_dds(graph_client, tmp_path):
 def test_param_check_names_the_field_and_the_problem():
     rate = Param('rate', 25.0, 'control rate [Hz]', min=1.0)
     mode = Param('mode', 'sync', 'execution mode', choices=('sync', 'async'))
-    assert rate.check(50) is None
-    assert "'rate'" in rate.check(0.5) and 'minimum' in rate.check(0.5)
-    assert "'rate'" in rate.check('fast') and 'float' in rate.check('fast')
-    assert "'mode'" in mode.check('turbo') and 'sync' in mode.check('turbo')
+    rate.check(50)
+    with pytest.raises(ParamError, match="'rate': 0.5 is below the minimum"):
+        rate.check(0.5)
+    with pytest.raises(ParamError, match="'rate': expected float, got str"):
+        rate.check('fast')
+    with pytest.raises(ParamError, match="'mode': 'turbo' is not one of.*sync"):
+        mode.check('turbo')
     with pytest.raises(ValueError, match=r"unknown parameter 'rat'"):
         check_values([rate, mode], {'rat': 3.0})
     with pytest.raises(TypeError, match='non-empty'):
         Param('names', [], 'list needs a typed default')
+
+
+def test_param_range_and_choices_reach_the_ros_descriptor():
+    from cosmos_policy_ros.ros.params import describe
+    steps = describe(Param('num_steps', 10, 'denoising steps', min=1, max=100))
+    assert (steps.integer_range[0].from_value, steps.integer_range[0].to_value) == (1, 100)
+    age = describe(Param('max_chunk_age', 2.0, 'age [s]', min=0.01))
+    assert age.floating_point_range[0].from_value == 0.01 and not age.integer_range
+    assert age.floating_point_range[0].to_value > 1e300                    # no upper bound
+    mode = describe(Param('mode', 'sync', 'execution', choices=('sync', 'async'),
+                          read_only=True))
+    assert mode.read_only and "one of ['sync', 'async']" in mode.description
+    assert not mode.integer_range and not mode.floating_point_range
 
 
 def test_graph_arguments_are_validated_with_suggestions():
@@ -163,7 +180,8 @@ def test_calibration_errors_name_the_field_and_the_fix(tmp_path):
 
 def test_calibration_with_explicit_gripper_constants(tmp_path):
     constants = cal.get_gripper_preset('aloha1_ros1').as_dict()
-    body = '\n'.join(f'  {k}: {v}' for k, v in constants.items() if k not in ('name', 'description'))
+    body = '\n'.join(f'  {k}: {v}' for k, v in constants.items()
+                     if k not in ('name', 'description'))
     loaded = cal.load_calibration(_write(tmp_path, 'robot: r\ngripper:\n' + body + LIMITS))
     assert loaded.gripper.name == 'custom'
     assert loaded.limits_array().shape == (6, 2)
@@ -175,6 +193,7 @@ def test_calibration_with_explicit_gripper_constants(tmp_path):
 
 def test_image_conversion_and_its_errors():
     from builtin_interfaces.msg import Time
+
     from cosmos_policy_ros.ros import image
     rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     msg = image.to_msg(rgb, Time(sec=3, nanosec=5), 'cam_high')

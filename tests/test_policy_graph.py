@@ -388,18 +388,19 @@ def test_trajectory_round_trip_and_cdr_stamp():
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image
 
-    from cosmos_policy_ros.control.chunks import check_chunk
+    from cosmos_policy_ros.control.chunks import ChunkError, check_chunk
     from cosmos_policy_ros.nodes.controller import header_stamp_of_cdr
     from cosmos_policy_ros.ros.stamps import from_ns
     from cosmos_policy_ros.ros.trajectory import from_msg
     positions = np.random.default_rng(0).normal(size=(50, 14))
     chunk = from_msg(to_msg(positions, 12_345_000_000))
     assert chunk.stamp == pytest.approx(12.345) and chunk.dt == pytest.approx(DT)
-    assert check_chunk(chunk, now=12.4, max_age=1.0).ok
+    check_chunk(chunk, now=12.4, max_age=1.0)
     np.testing.assert_array_equal(chunk.positions, positions)
     ragged = to_msg(positions, 0)
     ragged.points[7].positions = ragged.points[7].positions[:13]
-    assert 'non-finite value at point 7' in check_chunk(from_msg(ragged), 0.0, 1.0).reasons[0]
+    with pytest.raises(ChunkError, match='non-finite value at point 7'):
+        check_chunk(from_msg(ragged), 0.0, 1.0)
     image = Image()
     image.header.stamp = from_ns(7_000_000_123)
     assert header_stamp_of_cdr(serialize_message(image)) == pytest.approx(7.000000123)

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from cosmos_policy_ros.calibration import load_calibration
-from cosmos_policy_ros.control.safety import GRIPPER_INDICES, SafetyGate, SafetyLimits
+from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.units import command_to_robot, robot_to_command
 from cosmos_policy_ros.control.watchdog import Watchdog
+from cosmos_policy_ros.names import FOLLOWER_SLICES, GRIPPER_INDICES
 
 CALIBRATION = load_calibration('aloha_sim')
 
@@ -21,9 +22,9 @@ def gate():
 def test_limits_come_from_calibration():
     limits = SafetyLimits.from_calibration(CALIBRATION, 0.1, 0.2)
     arm = CALIBRATION.limits_array()
-    for offset in (0, 7):
-        np.testing.assert_array_equal(limits.lower[offset:offset + 6], arm[:, 0])
-        np.testing.assert_array_equal(limits.upper[offset:offset + 6], arm[:, 1])
+    for part in FOLLOWER_SLICES.values():
+        np.testing.assert_array_equal(limits.lower[part][:6], arm[:, 0])
+        np.testing.assert_array_equal(limits.upper[part][:6], arm[:, 1])
     low, high = CALIBRATION.gripper.follower_joint_range()
     for index in GRIPPER_INDICES:
         assert (limits.lower[index], limits.upper[index]) == (low, high)

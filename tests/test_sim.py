@@ -1,8 +1,10 @@
-"""AlohaSim (ROS-free): seeded resets, command validation/clamping, joint states, render, success."""
+"""AlohaSim (ROS-free): seeded resets, command validation/clamping, joint states, render, success
+(the validator itself is cosmos_policy_ros.joint_command)."""
 import numpy as np
 import pytest
 
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.joint_command import JointCommandError
 from cosmos_policy_ros.names import (
     CAMERAS,
     COMMAND_JOINTS,
@@ -15,7 +17,6 @@ from cosmos_policy_ros.sim.aloha_sim import (
     AlohaSim,
     sample_object_poses,
 )
-from cosmos_policy_ros.sim.command import JointCommandError
 
 CAL = load_calibration('aloha_sim')
 

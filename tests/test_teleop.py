@@ -8,9 +8,9 @@ from cosmos_policy_ros.control.teleop import (
     Phase,
     Teleop,
     TeleopConfig,
-    command_vector,
     leader_to_follower,
 )
+from cosmos_policy_ros.joint_command import command_vector
 from cosmos_policy_ros.names import COMMAND_JOINTS, JOINT_STATE_NAMES
 
 GRIPPER = load_calibration('aloha_sim').gripper

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from cosmos_policy_ros import names
-from cosmos_policy_ros.control.safety import GRIPPER_INDICES
 
 STAGES = ('convert_s', 'model_s', 'publish_s', 'camera_to_publish_s', 'obs_age_at_publish_s')
 
@@ -44,10 +43,10 @@ class PolicyRunObserver:
     def command_series(self) -> tuple:
         """(times [s, sim], (T, 14) commands) for ticks where both arms were commanded."""
         by_stamp = {}
-        for offset, arm in zip((0, 7), names.FOLLOWERS):
+        for index, arm in enumerate(names.FOLLOWERS):
             for msg in self.commands[arm].messages():
                 stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-                by_stamp.setdefault(stamp, [None, None])[offset // 7] = list(msg.position)
+                by_stamp.setdefault(stamp, [None, None])[index] = list(msg.position)
         rows = sorted((t, a + b) for t, (a, b) in by_stamp.items() if a and b)
         if not rows:
             return np.zeros(0), np.zeros((0, 14))
@@ -71,8 +70,7 @@ class PolicyRunObserver:
         info = self.info.latest()
         info = json.loads(info.data) if info is not None else {}
         deltas = np.abs(np.diff(commands, axis=0)) if len(commands) > 1 else np.zeros((1, 14))
-        gripper = list(GRIPPER_INDICES)
-        arm = [i for i in range(names.STATE_DIM) if i not in GRIPPER_INDICES]
+        gripper, arm = list(names.GRIPPER_INDICES), list(names.ARM_JOINT_INDICES)
         intervals = np.diff(times) if len(times) > 1 else np.zeros(0)
         sim_span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
         chunk_count = self.chunks.count
@@ -108,9 +106,9 @@ def plot(observer: PolicyRunObserver, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     times, commands = observer.command_series()
     fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
-    for ax, (offset, arm) in zip(axes, zip((0, 7), names.FOLLOWERS)):
-        for j, joint in enumerate(names.COMMAND_JOINTS):
-            ax.plot(times, commands[:, offset + j], lw=1, label=joint)
+    for ax, (arm, part) in zip(axes, names.FOLLOWER_SLICES.items()):
+        for joint, column in zip(names.COMMAND_JOINTS, commands[:, part].T):
+            ax.plot(times, column, lw=1, label=joint)
         for t in observer.boundary_times():
             ax.axvline(t, color='k', ls=':', lw=0.8)
         ax.set_ylabel(f'{arm} command [rad]')
@@ -162,7 +160,7 @@ def format_report(summary: dict) -> str:
 # aloha_policy graph arguments offered as flags: type, default, choices and help come from the
 # node schemas (cosmos_policy_ros/schemas), so `up aloha_policy` and run-policy agree.
 FLAGS = ('preset', 'checkpoint', 'task', 'mode', 'planning', 'num_steps', 'device',
-         'camera_rate', 'max_chunk_age')
+         'camera_rate', 'max_chunk_age', 'max_jump_rad')
 
 
 def add_arguments(parser) -> None:

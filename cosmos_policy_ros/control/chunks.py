@@ -31,20 +31,19 @@ class Chunk:
         object.__setattr__(self, 'names', tuple(self.names))
 
 
-@dataclass(frozen=True)
-class ChunkCheck:
-    chunk: Chunk | None          # columns in `expected_names` order; None when rejected
-    reasons: tuple               # why it was rejected (empty when accepted)
+class ChunkError(ValueError):
+    """A chunk that must not run; `reasons` names every problem found."""
 
-    @property
-    def ok(self) -> bool:
-        return not self.reasons
+    def __init__(self, reasons):
+        self.reasons = tuple(reasons)
+        super().__init__('; '.join(self.reasons))
 
 
 def check_chunk(chunk: Chunk, now: float, max_age: float, expected_names=VECTOR_NAMES,
                 length: int = CHUNK_LENGTH, dt: float = DT, future_tolerance: float = 0.1,
-                dt_tolerance: float = 1e-3) -> ChunkCheck:
-    """Accept a chunk only if names, size, spacing, values and age are all right.
+                dt_tolerance: float = 1e-3) -> Chunk:
+    """The chunk with its columns in `expected_names` order, if names, size, spacing, values
+    and age are all right; else ChunkError with every reason.
 
     Names may come in any order (columns are reordered); unknown, missing or repeated names
     reject the chunk. Age is now - stamp; a stamp from the future (beyond a small tolerance
@@ -77,11 +76,10 @@ def check_chunk(chunk: Chunk, now: float, max_age: float, expected_names=VECTOR_
         reasons.append(f'stamp is {-age:.3f} s in the future; check that all nodes use the '
                        'same clock (use_sim_time)')
     if reasons:
-        return ChunkCheck(None, tuple(reasons))
+        raise ChunkError(reasons)
     order = [names.index(name) for name in expected_names]
-    ordered = Chunk(chunk.stamp, chunk.dt, tuple(expected_names), positions[:, order],
-                    chunk.source)
-    return ChunkCheck(ordered, ())
+    return Chunk(chunk.stamp, chunk.dt, tuple(expected_names), positions[:, order],
+                 chunk.source)
 
 
 def sample(positions: np.ndarray, start: float, now: float, dt: float,
@@ -209,10 +207,6 @@ class ChunkExecutor:
         index = int(np.floor((now - active.start) / self.dt + 0.5))
         return int(max(0, len(active.positions) - 1 - index)) + queued
 
-    @property
-    def active_stamp(self) -> float | None:
-        return None if self._active is None else self._active.stamp
-
 
 @dataclass
 class StepStats:
@@ -240,6 +234,3 @@ class StepStats:
             self.max_boundary_step = max(self.max_boundary_step, step)
         self._in_boundary = boundary
         return step
-
-    def reset_reference(self) -> None:
-        self._last = None

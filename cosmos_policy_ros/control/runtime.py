@@ -19,7 +19,7 @@ and re-seeds the gate from that episode's joint states. Chunks of another episod
 rejected.
 """
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -27,7 +27,13 @@ import numpy as np
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import Calibration
 from cosmos_policy_ros.control import lockstep
-from cosmos_policy_ros.control.chunks import Chunk, ChunkExecutor, StepStats, check_chunk
+from cosmos_policy_ros.control.chunks import (
+    Chunk,
+    ChunkError,
+    ChunkExecutor,
+    StepStats,
+    check_chunk,
+)
 from cosmos_policy_ros.control.jumps import chunk_jump
 from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.trigger import ControllerStatus
@@ -84,16 +90,6 @@ class Tick:
     command: np.ndarray | None    # (14,) command units to send; None: send nothing
     status: ControllerStatus | None   # to publish; None: nothing (an instant commanded already)
     events: tuple = ()            # (Level, text) worth a log line, e.g. the watchdog engaging
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What became of a chunk: accepted, deferred (lockstep: ahead of the clock) or rejected
-    with `reason`; `tick` is the tick run at once (lockstep: the sim waits at its stamp)."""
-    accepted: bool
-    reason: str = ''
-    deferred: bool = False
-    tick: Tick | None = None
 
 
 @dataclass(frozen=True)
@@ -160,13 +156,16 @@ class ControllerRuntime:
         self.estop = bool(engaged)
         return events
 
-    def submit(self, chunk: Chunk, now: float) -> Submission:
-        """Check a chunk and queue it (sync) or switch to it (async)."""
+    def submit(self, chunk: Chunk, now: float) -> Tick | None:
+        """Check a chunk and queue it (sync) or switch to it (async). Returns the tick run
+        at once in lockstep (the sim waits at the chunk's stamp), else None; a lockstep chunk
+        ahead of the clock waits for it. A rejected chunk raises ChunkError with every reason
+        (and is counted: status, /diagnostics)."""
         if self.config.lockstep:
             self._lockstep_episode(now)
             if chunk.stamp > now:
                 self.deferred = chunk         # the clock has not reached its stamp yet
-                return Submission(False, deferred=True)
+                return None
         return self._accept(chunk, now)
 
     # -- the tick ---------------------------------------------------------------------------
@@ -176,9 +175,12 @@ class ControllerRuntime:
             self._lockstep_episode(now)
             if self.deferred is not None and self.deferred.stamp <= now:
                 chunk, self.deferred = self.deferred, None
-                submission = self._accept(chunk, now)
-                if submission.tick is not None:
-                    return submission.tick
+                try:
+                    return self._accept(chunk, now)
+                except ChunkError as exc:
+                    tick = self._tick(now)
+                    return replace(tick, events=((Level.ERROR, f'chunk rejected: {exc}'),
+                                                 *tick.events))
         return self._tick(now)
 
     def status(self, now: float) -> ControllerStatus:
@@ -219,14 +221,24 @@ class ControllerRuntime:
         return Health(level, message, self.summary())
 
     # -- internals --------------------------------------------------------------------------
-    def _accept(self, chunk: Chunk, now: float) -> Submission:
+    def _accept(self, chunk: Chunk, now: float) -> Tick | None:
         self.last_chunk_stamp = max(self.last_chunk_stamp, chunk.stamp)
-        check = check_chunk(chunk, now, self.config.max_chunk_age)
-        reasons = list(check.reasons)
-        positions = None
-        if check.ok:
-            positions = robot_to_command(check.chunk.positions, self.gripper)
-            reasons += self._jump_reasons(positions, chunk.stamp, now)
+        try:
+            positions = self._checked(chunk, now)
+        except ChunkError as exc:
+            self.counts['chunks_rejected'] += 1
+            self.last_reject = str(exc)
+            raise
+        self.executor.submit(positions, chunk.stamp, now)
+        self.watchdog.feed('chunk', now)
+        self.counts['chunks_accepted'] += 1
+        return self._tick(now) if self.config.lockstep else None
+
+    def _checked(self, chunk: Chunk, now: float) -> np.ndarray:
+        """The chunk's (points, 14) command-unit positions if it may run; else ChunkError."""
+        positions = robot_to_command(check_chunk(chunk, now, self.config.max_chunk_age).positions,
+                                     self.gripper)
+        reasons = self._jump_reasons(positions, chunk.stamp, now)
         if not reasons and self.estop:
             reasons.append('e-stop engaged')
         # A chunk is refused while observations are late; a watchdog engaged only by the chunk
@@ -237,14 +249,8 @@ class ControllerRuntime:
                 lockstep.episode_of(chunk.stamp) != lockstep.episode_of(now):
             reasons.append('observation from a previous episode')
         if reasons:
-            self.counts['chunks_rejected'] += 1
-            self.last_reject = '; '.join(reasons)
-            return Submission(False, self.last_reject)
-        self.executor.submit(positions, chunk.stamp, now)
-        self.watchdog.feed('chunk', now)
-        self.counts['chunks_accepted'] += 1
-        tick = self._tick(now) if self.config.lockstep else None
-        return Submission(True, tick=tick)
+            raise ChunkError(reasons)
+        return positions
 
     def _jump_reasons(self, positions: np.ndarray, stamp: float, now: float) -> list:
         """Reasons to reject a chunk (command units) whose arm joints jump too far. A sync

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cosmos_policy_ros.calibration import Calibration
-from cosmos_policy_ros.names import STATE_DIM
-
-LEFT_GRIPPER, RIGHT_GRIPPER = 6, 13
-GRIPPER_INDICES = (LEFT_GRIPPER, RIGHT_GRIPPER)
+from cosmos_policy_ros.joint_command import JointLimits
+from cosmos_policy_ros.names import FOLLOWERS, GRIPPER_INDICES, STATE_DIM
 
 
 @dataclass(frozen=True)
@@ -38,17 +36,16 @@ class SafetyLimits:
     @classmethod
     def from_calibration(cls, calibration: Calibration, max_step_rad: float,
                          max_gripper_step: float) -> 'SafetyLimits':
-        """Arm limits from calibration.joint_limits, gripper range from its constants."""
+        """Each follower's joint_command.JointLimits (calibration joint limits, gripper
+        motor range), side by side."""
         if not (max_step_rad > 0 and max_gripper_step > 0):
             raise ValueError(f'max_step_rad ({max_step_rad}) and max_gripper_step '
                              f'({max_gripper_step}) must be positive')
-        arm = calibration.limits_array()                       # (6, 2)
-        gripper = np.array(calibration.gripper.follower_joint_range())
-        per_arm = np.vstack([arm, gripper[None]])              # (7, 2)
-        both = np.vstack([per_arm, per_arm])                   # (14, 2)
+        arm = JointLimits.from_calibration(calibration)
         step = np.full(STATE_DIM, float(max_step_rad))
         step[list(GRIPPER_INDICES)] = float(max_gripper_step)
-        return cls(lower=both[:, 0], upper=both[:, 1], max_step=step)
+        return cls(lower=np.tile(arm.lower, len(FOLLOWERS)),
+                   upper=np.tile(arm.upper, len(FOLLOWERS)), max_step=step)
 
     def scaled_step(self, factor: float) -> 'SafetyLimits':
         """Same limits with the per-tick step scaled (for a tick rate above the control rate)."""

@@ -11,13 +11,12 @@ command, so its follower holds) -> after stop(): HOLDING (repeat the last comman
 `stop_hold_seconds`) -> RELEASED (no commands).
 """
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cosmos_policy_ros.calibration import GripperConstants
-from cosmos_policy_ros.names import ARM_JOINTS, COMMAND_JOINTS, SIDES
+from cosmos_policy_ros.names import ARM_JOINTS, SIDES
 
 START_POSE = (0.0, -0.96, 1.16, 0.0, -0.3, 0.0)   # ALOHA's start arm pose [rad]
 
@@ -53,30 +52,6 @@ class TeleopConfig:
         if len(self.start_pose) != len(ARM_JOINTS) or not np.all(np.isfinite(self.start_pose)):
             raise ValueError(f'TeleopConfig.start_pose needs {len(ARM_JOINTS)} finite angles '
                              f'[rad] ({list(ARM_JOINTS)}), got {self.start_pose}')
-
-
-def command_vector(names: Sequence[str], positions: Sequence[float],
-                   source: str = 'joint_states') -> np.ndarray:
-    """(7,) positions in COMMAND_JOINTS order from a joint_states message's name/position.
-
-    Raises ValueError naming the field when a joint is missing or a value is non-finite.
-    """
-    names = list(names)
-    if len(positions) != len(names):
-        raise ValueError(f'{source}: position has {len(positions)} values but name has '
-                         f'{len(names)}; publish one position per name')
-    missing = [joint for joint in COMMAND_JOINTS if joint not in names]
-    if missing:
-        raise ValueError(f'{source}: name lacks {missing}; publish all of '
-                         f'{list(COMMAND_JOINTS)}')
-    vector = np.array([positions[names.index(joint)] for joint in COMMAND_JOINTS],
-                      dtype=np.float64)
-    bad = [f'{joint}={value}' for joint, value in zip(COMMAND_JOINTS, vector)
-           if not np.isfinite(value)]
-    if bad:
-        raise ValueError(f'{source}: position has non-finite value(s) {bad}; the leader arm '
-                         'driver must publish finite angles')
-    return vector
 
 
 def leader_to_follower(leader: np.ndarray, gripper: GripperConstants) -> np.ndarray:

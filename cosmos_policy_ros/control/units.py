@@ -8,13 +8,12 @@ import numpy as np
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import GripperConstants
-from cosmos_policy_ros.control.safety import GRIPPER_INDICES
 
 
 def robot_to_command(vectors, gripper: GripperConstants) -> np.ndarray:
     """(..., 14) robot units -> command units (gripper normalised -> follower motor angle)."""
     out = np.array(vectors, dtype=np.float64, copy=True)
-    for index in GRIPPER_INDICES:
+    for index in names.GRIPPER_INDICES:
         out[..., index] = gripper.follower_joint_unnormalize(out[..., index])
     return out
 
@@ -22,7 +21,7 @@ def robot_to_command(vectors, gripper: GripperConstants) -> np.ndarray:
 def command_to_robot(vectors, gripper: GripperConstants) -> np.ndarray:
     """(..., 14) command units -> robot units (follower motor angle -> normalised)."""
     out = np.array(vectors, dtype=np.float64, copy=True)
-    for index in GRIPPER_INDICES:
+    for index in names.GRIPPER_INDICES:
         out[..., index] = gripper.follower_joint_normalize(out[..., index])
     return out
 

@@ -211,7 +211,8 @@ class _BagData:
         if names.EPISODE_TOPIC in connections:
             for conn, _, raw in reader.messages(connections=[connections[names.EPISODE_TOPIC]]):
                 try:
-                    self.episode_info.update(json.loads(reader.deserialize(raw, conn.msgtype).data))
+                    message = reader.deserialize(raw, conn.msgtype)
+                    self.episode_info.update(json.loads(message.data))
                 except (json.JSONDecodeError, TypeError):
                     pass    # informational only; the bag's custom_data has the task too
 
@@ -262,8 +263,7 @@ def export_episode(bag_dir: str | Path, hdf5_path: str | Path,
     qpos, qvel, effort, action = (np.zeros((len(grid), names.STATE_DIM)) for _ in range(4))
     finger = names.JOINT_STATE_NAMES.index('left_finger')
     width = len(names.JOINT_STATE_NAMES)
-    for s, side in enumerate(names.SIDES):
-        cols = slice(7 * s, 7 * s + 7)
+    for side, cols in zip(names.SIDES, names.FOLLOWER_SLICES.values()):
         follower = data.streams[f'follower_{side}'].values[held[f'follower_{side}']]
         position, velocity, torque = follower[:, :width], follower[:, width:2 * width], \
             follower[:, 2 * width:]
@@ -298,7 +298,7 @@ def export_episode(bag_dir: str | Path, hdf5_path: str | Path,
                 {'qpos': qpos, 'qvel': qvel, 'effort': effort}, action, success_steps)
     lag = {s: (float(np.mean(grid - stamps[s])) / 1e6, float(np.max(grid - stamps[s])) / 1e6)
            for s in sources}
-    grippers = qpos[:, [6, 13]]
+    grippers = qpos[:, list(names.GRIPPER_INDICES)]
     summary = EpisodeSummary(bag_dir.name, hdf5_path, len(grid), (len(grid) - 1) / config.fps,
                              success, float(grippers.min()), float(grippers.max()), lag,
                              attrs['recovered'], dict(data.bad_frames))

@@ -113,8 +113,8 @@ class ClosedLoop:
                 qpos.append(proprio_from_positions(self._positions(), self.gripper))
                 target = gate.apply(command).target
                 executed.append(target)
-                for side, offset in zip(names.SIDES, (0, 7)):
-                    self.sim.command(side, names.COMMAND_JOINTS, target[offset:offset + 7])
+                for side, part in zip(names.SIDES, names.FOLLOWER_SLICES.values()):
+                    self.sim.command(side, names.COMMAND_JOINTS, target[part])
                 for _ in range(TICK_STEPS):
                     self.sim.step()
                 ticks += 1

@@ -36,6 +36,8 @@ from cosmos_policy_ros.hardware.motor_setup import (
     configure_motors,
     desired_settings,
 )
+from cosmos_policy_ros.health import Level
+from cosmos_policy_ros.joint_command import JointLimits
 from cosmos_policy_ros.names import COMMAND_JOINTS
 
 _RPM_TO_RAD_S = 2 * math.pi / 60.0
@@ -60,7 +62,7 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class Diagnostics:
-    level: str                # 'OK' | 'WARN' | 'ERROR'
+    level: Level
     message: str
     values: dict = field(default_factory=dict)
 
@@ -95,7 +97,7 @@ class Arm:
                 low = max(low, self.config.ticks_to_rad(joint, tick_limits[joint][0]))
                 high = min(high, self.config.ticks_to_rad(joint, tick_limits[joint][1]))
             limits.append((low, high))
-        self.limits = np.array(limits, dtype=np.float64)
+        self.limits = JointLimits(*np.array(limits, dtype=np.float64).T)
 
     # --- setup ------------------------------------------------------------------------
     def connect(self) -> dict:
@@ -175,17 +177,9 @@ class Arm:
         return [i for i in self.ids if not replies[i][0][0]]
 
     def clamp(self, goal: np.ndarray) -> tuple:
-        """(clamped goal, names of clamped joints); raises ValueError on non-finite input."""
-        goal = np.asarray(goal, dtype=np.float64)
-        if goal.shape != (len(COMMAND_JOINTS),):
-            raise ValueError(f'{self}: goal must have {len(COMMAND_JOINTS)} values '
-                             f'{list(COMMAND_JOINTS)}, got shape {goal.shape}')
-        bad = [j for j, v in zip(COMMAND_JOINTS, goal) if not np.isfinite(v)]
-        if bad:
-            raise ValueError(f'{self}: non-finite goal for {bad}')
-        clamped = np.clip(goal, self.limits[:, 0], self.limits[:, 1])
-        names = tuple(j for j, a, b in zip(COMMAND_JOINTS, goal, clamped) if a != b)
-        return clamped, names
+        """(clamped goal, names of clamped joints); JointCommandError (a ValueError) on a
+        wrong size or non-finite input."""
+        return self.limits.clamp(goal, source=f'{self}: goal')
 
     def goal_ticks(self, goal) -> dict:
         """{primary id: Goal_Position tick} of a clamped goal, within the motors' limits."""

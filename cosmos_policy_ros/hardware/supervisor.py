@@ -20,9 +20,9 @@ the arm in `fault` (or `unconfigured`) with the reason, retried every period. A 
 it in `port_lost`: the motors keep their last goal, and the supervisor reconnects every retry
 period. Leaders are read-only: torque stays off and commands are rejected.
 """
-import math
 import threading
 import time
+from enum import Enum
 
 import numpy as np
 
@@ -35,12 +35,26 @@ from cosmos_policy_ros.hardware.dynamixel.bus import (
     PortLostError,
 )
 from cosmos_policy_ros.hardware.dynamixel.tables import describe_hardware_error
+from cosmos_policy_ros.health import Level
+from cosmos_policy_ros.joint_command import JointCommandError, parse_command
 from cosmos_policy_ros.names import COMMAND_JOINTS
 
 
 def _hardware_error_text(arm: Arm, errors: dict) -> str:
     return '; '.join(f'ID {i} ({arm.slot_of.get(i, "?")}): {describe_hardware_error(bits)}'
                      for i, bits in sorted(errors.items()))
+
+
+class State(str, Enum):
+    """Supervisor states: unconfigured -> inactive <-> active, fault, port_lost."""
+    UNCONFIGURED = 'unconfigured'
+    INACTIVE = 'inactive'
+    ACTIVE = 'active'
+    FAULT = 'fault'
+    PORT_LOST = 'port_lost'
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class ArmSupervisor:
@@ -57,7 +71,7 @@ class ArmSupervisor:
         self.torque_off_on_close = torque_off_on_close
         self.torque_check_period_s = torque_check_period_s
         self.reboot_timeout_s = reboot_timeout_s
-        self.state = 'unconfigured'
+        self.state = State.UNCONFIGURED
         self.want_active = False
         self.last_error = ''
         self.hardware_errors: dict = {}
@@ -85,15 +99,15 @@ class ArmSupervisor:
         self._next_retry = time.monotonic() + self.retry_period_s
         try:
             self.arm.connect()
-            self.state = 'inactive'
+            self.state = State.INACTIVE
             self.last_error = ''
             if self.want_active:
                 self._activate()
             return True
         except PortLostError as exc:
-            self.state, self.last_error = 'port_lost', str(exc)
+            self.state, self.last_error = State.PORT_LOST, str(exc)
         except (ConnectionError, RuntimeError) as exc:
-            self.state, self.last_error = 'unconfigured', str(exc)
+            self.state, self.last_error = State.UNCONFIGURED, str(exc)
         self.arm.bus.close()
         return False
 
@@ -110,18 +124,18 @@ class ArmSupervisor:
             self.arm.verify_holding()
         self._pending = None
         self.limp = []
-        self.state = 'active'
+        self.state = State.ACTIVE
         self._next_torque_check = time.monotonic() + self.torque_check_period_s
 
     def _bring_back(self) -> None:
         """After a reboot or a cleared fault: configure, then the wanted torque state."""
         try:
             self.arm.configure()
-            self.state = 'inactive'
+            self.state = State.INACTIVE
             if self.want_active:
                 self._activate()
         except (ConnectionError, RuntimeError):
-            self.state = 'port_lost' if not self.arm.bus.is_connected else 'fault'
+            self.state = State.PORT_LOST if not self.arm.bus.is_connected else State.FAULT
             raise
 
     def set_torque(self, enabled: bool) -> str:
@@ -130,30 +144,30 @@ class ArmSupervisor:
         with self._lock:
             if enabled and not self.config.is_follower:
                 raise RuntimeError(f'{self.arm}: leader arms are read-only; torque stays off')
-            if self.state in ('unconfigured', 'port_lost'):
+            if self.state in (State.UNCONFIGURED, State.PORT_LOST):
                 raise RuntimeError(f'{self.arm}: not connected ({self.last_error})')
             self.want_active = enabled
             if enabled:
                 try:
                     self._activate()
                 except (ConnectionError, RuntimeError) as exc:
-                    self.state, self.last_error = 'fault', str(exc)
+                    self.state, self.last_error = State.FAULT, str(exc)
                     raise RuntimeError(str(exc)) from None
                 return 'torque on, holding the present position'
             self.arm.set_torque(False)
             self._pending = None
-            if self.state == 'active':
-                self.state = 'inactive'
+            if self.state == State.ACTIVE:
+                self.state = State.INACTIVE
             return 'torque off'
 
     def reboot(self) -> str:
         """Service: reboot every motor, wait until they answer, re-configure, restore the
         torque state and verify it. Raises RuntimeError (arm left in `fault`) otherwise."""
         with self._lock:
-            if self.state in ('unconfigured', 'port_lost'):
+            if self.state in (State.UNCONFIGURED, State.PORT_LOST):
                 raise RuntimeError(f'{self.arm}: not connected ({self.last_error})')
             self._pending = None
-            self.state, self.last_error = 'fault', 'rebooting'   # never `active` meanwhile
+            self.state, self.last_error = State.FAULT, 'rebooting'   # never `active` meanwhile
             try:
                 waited = self.arm.reboot(timeout_s=self.reboot_timeout_s)
                 self.hardware_errors = self.arm.read_hardware_errors()
@@ -163,7 +177,7 @@ class ArmSupervisor:
                 self._bring_back()
             except (ConnectionError, RuntimeError) as exc:
                 if isinstance(exc, PortLostError):
-                    self.state = 'port_lost'
+                    self.state = State.PORT_LOST
                 self.last_error = str(exc)
                 self._next_retry = time.monotonic() + self.retry_period_s
                 raise RuntimeError(f'reboot did not recover the arm: {exc}') from None
@@ -174,7 +188,7 @@ class ArmSupervisor:
     def close(self) -> None:
         with self._lock:
             self.arm.close(torque_off=self.torque_off_on_close or not self.config.is_follower)
-            self.state = 'unconfigured'
+            self.state = State.UNCONFIGURED
 
     # --- commands ---------------------------------------------------------------------
     def set_command(self, names, positions) -> CommandResult:
@@ -191,21 +205,15 @@ class ArmSupervisor:
     def _check_command(self, names: list, positions: list) -> CommandResult:
         if not self.config.is_follower:
             return CommandResult(False, f'{self.arm}: leader arms are read-only')
-        if len(names) != len(positions) or not names:
-            return CommandResult(False, f'name ({len(names)}) and position ({len(positions)}) '
-                                        'must be non-empty and of equal length')
-        unknown = [n for n in names if n not in COMMAND_JOINTS]
-        if unknown or len(set(names)) != len(names):
-            return CommandResult(False, f'unknown or repeated joint names {unknown or names}; '
-                                        f'use names from {list(COMMAND_JOINTS)}')
-        bad = [n for n, p in zip(names, positions) if not math.isfinite(p)]
-        if bad:
-            return CommandResult(False, f'non-finite position for {bad}')
-        if self.state != 'active':
+        try:
+            command = parse_command(names, positions, source=f'{self.arm} command')
+        except JointCommandError as exc:
+            return CommandResult(False, str(exc))
+        if self.state != State.ACTIVE:
             return CommandResult(False, f'{self.arm} is {self.state}, not active; goal dropped')
         base = self._pending if self._pending is not None else self.goal
         goal = base.copy()
-        for name, value in zip(names, positions):
+        for name, value in command.items():
             goal[COMMAND_JOINTS.index(name)] = value
         goal, clamped = self.arm.clamp(goal)
         self._pending = goal
@@ -218,7 +226,7 @@ class ArmSupervisor:
         with self._lock:
             start = time.monotonic()
             self.counters['cycles'] += 1
-            if self.state in ('unconfigured', 'port_lost'):
+            if self.state in (State.UNCONFIGURED, State.PORT_LOST):
                 if start >= self._next_retry:
                     if self._configure():
                         self.counters['reconnects'] += 1
@@ -226,7 +234,7 @@ class ArmSupervisor:
             try:
                 state = self._read_and_write()
             except PortLostError as exc:
-                self.state, self.last_error = 'port_lost', str(exc)
+                self.state, self.last_error = State.PORT_LOST, str(exc)
                 self._pending = None
                 self._next_retry = start + self.retry_period_s
                 return None
@@ -241,22 +249,22 @@ class ArmSupervisor:
     def _read_and_write(self) -> ArmState:
         state = self.arm.read()
         self.last_state = state
-        if state.alerts or self.state == 'fault':
+        if state.alerts or self.state == State.FAULT:
             self._handle_fault(state)
             return state
         now = time.monotonic()
-        if self.state == 'active' and self.config.is_follower and \
+        if self.state == State.ACTIVE and self.config.is_follower and \
                 now >= self._next_torque_check:
             self._next_torque_check = now + self.torque_check_period_s
             self.limp = self.arm.limp_motors()
             if self.limp:
                 self._pending = None
-                self.state = 'fault'
+                self.state = State.FAULT
                 self.counters['faults'] += 1
                 self._next_retry = now + self.retry_period_s
                 self.last_error = self._limp_text()
                 return state
-        if self.state == 'active' and self._pending is not None:
+        if self.state == State.ACTIVE and self._pending is not None:
             self.goal = self.arm.write_goal(self._pending)
             self._pending = None
         return state
@@ -270,10 +278,10 @@ class ArmSupervisor:
         self._pending = None
         errors = self.arm.read_hardware_errors(state.alerts) if state.alerts else {}
         now = time.monotonic()
-        if errors and self.state != 'fault':
+        if errors and self.state != State.FAULT:
             self.counters['faults'] += 1
             self._next_retry = now + self.retry_period_s
-        self.state = 'fault'
+        self.state = State.FAULT
         self.hardware_errors = errors
         if errors:
             self.last_error = _hardware_error_text(self.arm, errors)
@@ -311,17 +319,17 @@ class ArmSupervisor:
                     f'{self.arm.slot_of.get(dxl_id, "?")}: {describe_hardware_error(bits)}')
             if self.limp:
                 values['limp_motors'] = self.arm.name_ids(self.limp)
-            if self.state in ('fault', 'port_lost', 'unconfigured'):
-                return Diagnostics('ERROR', f'{self.state}: {self.last_error}', values)
+            if self.state in (State.FAULT, State.PORT_LOST, State.UNCONFIGURED):
+                return Diagnostics(Level.ERROR, f'{self.state}: {self.last_error}', values)
             hot = [s for s, t in values.items() if s.startswith('temperature_') and t >= 70]
             if hot:
-                return Diagnostics('WARN', f'{self.state}; hot motors: {hot}', values)
+                return Diagnostics(Level.WARN, f'{self.state}; hot motors: {hot}', values)
             # WARN while transient errors keep happening (counted since the previous report).
             trouble = (stats.retries, self.counters['failed_cycles'])
             new_trouble = trouble != self._reported_trouble
             self._reported_trouble = trouble
             if new_trouble:
-                return Diagnostics('WARN', f'{self.state}; {stats.retries} retries, '
+                return Diagnostics(Level.WARN, f'{self.state}; {stats.retries} retries, '
                                            f'{self.counters["failed_cycles"]} failed cycles'
                                            f'; last: {self.last_error or "-"}', values)
-            return Diagnostics('OK', self.state, values)
+            return Diagnostics(Level.OK, self.state, values)

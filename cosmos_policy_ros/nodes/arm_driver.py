@@ -46,6 +46,7 @@ from cosmos_policy_ros.hardware.rate_loop import RateLoop
 from cosmos_policy_ros.hardware.supervisor import ArmSupervisor
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
+from cosmos_policy_ros.ros.diagnostics import status_level
 from cosmos_policy_ros.ros.main import run
 
 PARAMS = (
@@ -65,10 +66,6 @@ PARAMS = (
     Param('reboot_timeout', 2.0, 'seconds to wait for rebooted motors to answer again',
           min=0.2, read_only=True),
 )
-
-_LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
-           'ERROR': DiagnosticStatus.ERROR}
-
 
 class ArmDriverNode(Node):
     def __init__(self):
@@ -167,7 +164,7 @@ class ArmDriverNode(Node):
 
     def _publish_diagnostics(self) -> None:
         diag = self.supervisor.diagnostics()
-        status = DiagnosticStatus(level=_LEVELS[diag.level],
+        status = DiagnosticStatus(level=status_level(diag.level),
                                   name=f'{self.get_name()}: {self.params.arm}',
                                   hardware_id=str(diag.values.get('port', '')),
                                   message=diag.message[:500])

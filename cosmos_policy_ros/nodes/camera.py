@@ -24,6 +24,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from cosmos_policy_ros import names
+from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.hardware.cameras import BACKENDS, CameraError, make_camera
 from cosmos_policy_ros.hardware.cameras.configs import FOURCCS, camera_config_for
 from cosmos_policy_ros.params import Param
@@ -55,7 +56,8 @@ class CameraNode(Node):
         super().__init__('camera')
         self.params = params.declare(self, PARAMS)
         p = self.params
-        self.config = camera_config_for(p.camera, p.calibration, p.backend, p.device, p.fourcc,
+        calibration = load_calibration(p.calibration) if p.calibration else None
+        self.config = camera_config_for(p.camera, calibration, p.backend, p.device, p.fourcc,
                                         p.fps, p.loop)
         self.camera = make_camera(self.config)
         self._published = 0

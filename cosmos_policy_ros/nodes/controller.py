@@ -28,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
+from cosmos_policy_ros.control.chunks import ChunkError
 from cosmos_policy_ros.control.runtime import ControllerRuntime, RuntimeConfig, Tick
 from cosmos_policy_ros.health import Level
 from cosmos_policy_ros.ros import params
@@ -133,12 +134,13 @@ class Controller(Node):
     def on_chunk(self, msg: JointTrajectory) -> None:
         chunk = from_msg(msg, source=self.params.chunk_topic)
         with self.lock:
-            submission = self.runtime.submit(chunk, self.now())
-            if submission.tick is not None:
-                self.publish(submission.tick)     # lockstep: the sim waits at its stamp
-        if submission.reason:
-            self.get_logger().error(f'chunk rejected: {submission.reason}',
-                                    throttle_duration_sec=1.0)
+            try:
+                tick = self.runtime.submit(chunk, self.now())
+            except ChunkError as exc:
+                self.get_logger().error(f'chunk rejected: {exc}', throttle_duration_sec=1.0)
+                return
+            if tick is not None:
+                self.publish(tick)                # lockstep: the sim waits at its stamp
 
     # -- the 25 Hz loop ---------------------------------------------------------------------
     def tick(self) -> None:
@@ -159,7 +161,9 @@ class Controller(Node):
 
     def log(self, events) -> None:
         for level, text in events:      # rclpy allows one severity per call site
-            if level >= Level.WARN:
+            if level == Level.ERROR:
+                self.get_logger().error(text)
+            elif level == Level.WARN:
                 self.get_logger().warning(text)
             else:
                 self.get_logger().info(text)

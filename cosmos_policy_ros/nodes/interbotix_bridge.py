@@ -11,8 +11,6 @@ keep the last value of the other joints (from /<arm>/joint_states until a comman
 non-finite values or unknown names are rejected whole. Limits are xs_sdk's (it drops
 out-of-URDF-limit goals), so commands are also clamped to the calibration limits here.
 """
-import math
-
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -20,6 +18,7 @@ from sensor_msgs.msg import JointState
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.hardware.arm_config import ARM_MODELS
+from cosmos_policy_ros.joint_command import JointCommandError, JointLimits, parse_command
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run
@@ -48,8 +47,9 @@ class InterbotixBridgeNode(Node):
         self.params = params.declare(self, PARAMS)
         arm = self.params.arm
         calibration = load_calibration(self.params.calibration)
-        self.limits = dict(calibration.joint_limits)
-        self.limits[names.GRIPPER] = ARM_MODELS['aloha_vx300s'].joint_limits[names.GRIPPER]
+        limits = {**calibration.joint_limits,
+                  names.GRIPPER: ARM_MODELS['aloha_vx300s'].joint_limits[names.GRIPPER]}
+        self.limits = JointLimits(*zip(*(limits[joint] for joint in names.COMMAND_JOINTS)))
         self.goal: dict = {}
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.group_pub = self.create_publisher(JointGroupCommand,
@@ -67,15 +67,16 @@ class InterbotixBridgeNode(Node):
                          if n in names.COMMAND_JOINTS}
 
     def _on_command(self, msg: JointState) -> None:
-        bad = [n for n in msg.name if n not in names.COMMAND_JOINTS]
-        if bad or len(msg.name) != len(msg.position) or not all(
-                math.isfinite(p) for p in msg.position):
-            self.get_logger().warning(f'command rejected: names must be ⊆ '
-                                      f'{list(names.COMMAND_JOINTS)} with finite positions')
+        try:
+            command = parse_command(msg.name, msg.position,
+                                    source=names.joint_command_topic(self.params.arm))
+        except JointCommandError as exc:
+            self.get_logger().warning(f'command rejected: {exc}')
             return
-        for name, value in zip(msg.name, msg.position):
-            lo, hi = self.limits[name]
-            self.goal[name] = min(max(value, lo), hi)
+        current = [self.goal.get(joint, 0.0) for joint in names.COMMAND_JOINTS]
+        targets, _ = self.limits.apply(current, command)
+        for name in command:
+            self.goal[name] = float(targets[names.COMMAND_JOINTS.index(name)])
         if any(n in names.ARM_JOINTS for n in msg.name) and all(
                 j in self.goal for j in names.ARM_JOINTS):
             self.group_pub.publish(self._group_type(

@@ -57,12 +57,12 @@ from std_srvs.srv import Trigger
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control import lockstep
+from cosmos_policy_ros.joint_command import JointCommandError, parse_command
 from cosmos_policy_ros.ros import image, params
 from cosmos_policy_ros.ros.main import run
 from cosmos_policy_ros.ros.stamps import from_ns, to_ns
 from cosmos_policy_ros.schemas.sim_robot import SIM_ROBOT
 from cosmos_policy_ros.sim.aloha_sim import DT, AlohaSim
-from cosmos_policy_ros.sim.command import JointCommandError, validate_command
 
 _DT_NS = round(DT * 1e9)
 
@@ -156,7 +156,7 @@ class SimRobot(Node):
     # -- commands ---------------------------------------------------------------------------
     def _on_command(self, side: str, topic: str, msg: JointState) -> None:
         try:
-            command = validate_command(msg.name, msg.position, source=topic)
+            command = parse_command(msg.name, msg.position, source=topic)
         except JointCommandError as exc:
             stats = self._stats[side]
             stats['rejected'] += 1

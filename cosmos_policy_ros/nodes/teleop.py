@@ -3,8 +3,9 @@
 Subscribes /leader_left|right/joint_states and /follower_left|right/joint_states
 (sensor_msgs/JointState); publishes /follower_left|right/commands/joint_positions
 (sensor_msgs/JointState, names.COMMAND_JOINTS, gripper = follower motor angle) every 1/`rate`
-s of node time (sim time with use_sim_time), stamped with the followed leader state's stamp. The mapping and the opening ceremony are
-cosmos_policy_ros.control.teleop (ceremony steps off by default, as the sim needs). Leader
+s of node time (sim time with use_sim_time), stamped with the followed leader state's stamp.
+The mapping and the opening ceremony are cosmos_policy_ros.control.teleop (ceremony steps off
+by default, as the sim needs). Leader
 states older than `max_leader_age` are not followed (that follower holds); leader messages
 with missing joints or non-finite values are dropped, logged and counted. Counts and the phase
 go to names.DIAGNOSTICS_TOPIC every `diagnostics_period` wall seconds. Service ~/stop
@@ -22,7 +23,8 @@ from std_srvs.srv import Trigger
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
-from cosmos_policy_ros.control.teleop import Phase, Teleop, TeleopConfig, command_vector
+from cosmos_policy_ros.control.teleop import Phase, Teleop, TeleopConfig
+from cosmos_policy_ros.joint_command import command_vector
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.main import run

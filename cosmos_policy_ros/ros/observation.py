@@ -85,10 +85,6 @@ class ObservationInputs:
         with self._lock:
             self._buffers[source].append((to_ns(msg.header.stamp), time.monotonic(), msg))
 
-    def newest_stamps(self) -> dict:
-        with self._lock:
-            return {s: buf[-1][0] for s, buf in self._buffers.items() if buf}
-
     def latest(self, now_ns: int, min_stamp_ns: int | None = None) -> tuple:
         """(RawObservation | None, reason): the newest consistent, fresh set of messages,
         not older than `min_stamp_ns` when given (lockstep: the controller's report)."""

@@ -8,7 +8,7 @@ from rcl_interfaces.msg import (
     SetParametersResult,
 )
 
-from cosmos_policy_ros.params import Param
+from cosmos_policy_ros.params import Param, ParamError
 
 
 def declare(node, schema, on_change=None) -> SimpleNamespace:
@@ -22,9 +22,10 @@ def declare(node, schema, on_change=None) -> SimpleNamespace:
         descriptor = describe(param)
         value = node.declare_parameter(param.name, param.default, descriptor).value
         value = _coerce(param, value)
-        reason = param.check(value)
-        if reason:
-            raise ValueError(f'{node.get_fully_qualified_name()}: {reason}')
+        try:
+            param.check(value)
+        except ParamError as exc:
+            raise ValueError(f'{node.get_fully_qualified_name()}: {exc}') from None
         setattr(values, param.name, value)
 
     def validate(parameters) -> SetParametersResult:
@@ -32,9 +33,10 @@ def declare(node, schema, on_change=None) -> SimpleNamespace:
             param = by_name.get(parameter.name)
             if param is None:
                 continue
-            reason = param.check(_coerce(param, parameter.value))
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
+            try:
+                param.check(_coerce(param, parameter.value))
+            except ParamError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         for parameter in parameters:
             if parameter.name in by_name:
                 setattr(values, parameter.name, _coerce(by_name[parameter.name], parameter.value))

@@ -2,7 +2,7 @@
 
 The header stamp is the observation time the chunk was predicted from; point i has
 time_from_start = i * DT. Parsing never raises on content: a malformed message becomes a Chunk
-whose check (control.chunks.check_chunk) fails with the reason.
+whose check (control.chunks.check_chunk) raises ChunkError with the reason.
 """
 import numpy as np
 from builtin_interfaces.msg import Duration

@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from cosmos_policy_ros.calibration import Calibration
+from cosmos_policy_ros.joint_command import JointLimits, parse_command
 from cosmos_policy_ros.names import (
     ARM_JOINTS,
     CAMERAS,
@@ -23,7 +24,6 @@ from cosmos_policy_ros.names import (
     JOINT_STATE_NAMES,
     SIDES,
 )
-from cosmos_policy_ros.sim.command import CommandLimits, validate_command
 from cosmos_policy_ros.sim.tasks import get_task
 
 DT = 0.02
@@ -95,7 +95,7 @@ class AlohaSim:
         self.task = get_task(task)
         self.calibration = calibration
         self.gripper = calibration.gripper
-        self.limits = CommandLimits.from_calibration(calibration)
+        self.limits = JointLimits.from_calibration(calibration)
         self.image_size = tuple(image_size)
         self.model = mujoco.MjModel.from_xml_path(str(assets_dir() / self.task.scene_xml))
         self.data = mujoco.MjData(self.model)
@@ -150,7 +150,7 @@ class AlohaSim:
 
         Raises JointCommandError (nothing applied) on bad input; returns the clamped names.
         """
-        command = validate_command(names, positions, source)
+        command = parse_command(names, positions, source)
         self._targets[side], clamped = self.limits.apply(self._targets[side], command)
         self._write_ctrl(side)
         return clamped

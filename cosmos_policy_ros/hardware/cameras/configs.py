@@ -175,11 +175,12 @@ def cameras_from_calibration(calibration) -> dict:
                                  base_dir)
 
 
-def camera_config_for(camera: str, calibration: str = '', backend: str = '', device: str = '',
+def camera_config_for(camera: str, calibration=None, backend: str = '', device: str = '',
                       fourcc: str = 'MJPG', fps: float = 30.0, loop: bool = True
                       ) -> CameraConfig:
     """The camera node's parameters -> a config: an explicit `backend` + `device` wins, else
-    the calibration file's `cameras.<camera>` entry."""
+    the `cameras.<camera>` entry of `calibration` (a Calibration its caller loaded: this
+    config layer never loads calibration files)."""
     if backend:
         if backend not in BACKENDS:
             raise CameraConfigError(f'camera {camera}: backend={backend!r} must be one of '
@@ -189,14 +190,12 @@ def camera_config_for(camera: str, calibration: str = '', backend: str = '', dev
         if backend == 'realsense':
             return RealSenseCameraConfig(name=camera, serial_number=device, fps=fps)
         return VideoFileCameraConfig(name=camera, path=device, fps=fps, loop=loop)
-    if not calibration:
+    if calibration is None:
         raise CameraConfigError(f'camera {camera}: set `calibration` (a robot YAML with a '
                                 '`cameras:` section) or `backend` and `device`')
-    from cosmos_policy_ros.calibration import load_calibration
-    loaded = load_calibration(calibration)
-    configs = cameras_from_calibration(loaded)
+    configs = cameras_from_calibration(calibration)
     if camera not in configs:
-        raise CameraConfigError(f'{loaded.source}: no `cameras.{camera}` entry (has '
+        raise CameraConfigError(f'{calibration.source}: no `cameras.{camera}` entry (has '
                                 f'{sorted(configs)}); add one (docs/hardware.md) or set the '
                                 'node\'s backend/device parameters')
     return configs[camera]

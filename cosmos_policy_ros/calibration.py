@@ -6,9 +6,10 @@ section and camera devices (`arms`, `cameras`, validated by cosmos_policy_ros.ha
 Every error names the file, the field and the fix.
 """
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -111,7 +112,8 @@ def _load_yaml(path: Path) -> Any:
 def _unknown_key_error(source: str, key: str, allowed) -> CalibrationError:
     close = difflib.get_close_matches(key, list(allowed), n=1)
     hint = f' (did you mean {close[0]!r}?)' if close else ''
-    return CalibrationError(f'{source}: unknown key {key!r}{hint}; allowed keys: {sorted(allowed)}')
+    return CalibrationError(f'{source}: unknown key {key!r}{hint}; allowed keys: '
+                            f'{sorted(allowed)}')
 
 
 def gripper_presets(path: Path | None = None) -> dict:
@@ -180,6 +182,29 @@ def calibration_path(name_or_path: str) -> Path:
     return path
 
 
+def _joint_limits(limits: Any, source: str) -> dict:
+    """{arm joint: (lower, upper)} of a `joint_limits:` section, each finite and ordered."""
+    if not isinstance(limits, dict):
+        raise CalibrationError(f'{source}: joint_limits must map each of {list(ARM_JOINTS)} to '
+                               '[lower, upper] in rad')
+    for key in limits:
+        if key not in ARM_JOINTS:
+            raise _unknown_key_error(f'{source}: joint_limits', key, ARM_JOINTS)
+    parsed = {}
+    for joint in ARM_JOINTS:
+        pair = limits.get(joint)
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+            raise CalibrationError(f'{source}: joint_limits.{joint} must be [lower, upper] in '
+                                   f'rad, got {pair!r}')
+        lower, upper = float(pair[0]), float(pair[1])
+        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
+            raise CalibrationError(f'{source}: joint_limits.{joint} = {pair!r} needs finite '
+                                   'lower < upper')
+        parsed[joint] = (lower, upper)
+    return parsed
+
+
 def load_calibration(name_or_path: str) -> Calibration:
     path = calibration_path(name_or_path)
     data = _load_yaml(path)
@@ -202,25 +227,7 @@ def load_calibration(name_or_path: str) -> Calibration:
             raise CalibrationError(f'{source}: gripper_preset: {exc}') from None
     else:
         gripper = _gripper_from_mapping(data['gripper'], f'{source}: gripper', 'custom')
-    limits = data.get('joint_limits')
-    if not isinstance(limits, dict):
-        raise CalibrationError(f'{source}: joint_limits must map each of {list(ARM_JOINTS)} to '
-                               '[lower, upper] in rad')
-    for key in limits:
-        if key not in ARM_JOINTS:
-            raise _unknown_key_error(f'{source}: joint_limits', key, ARM_JOINTS)
-    parsed = {}
-    for joint in ARM_JOINTS:
-        pair = limits.get(joint)
-        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
-            raise CalibrationError(f'{source}: joint_limits.{joint} must be [lower, upper] in '
-                                   f'rad, got {pair!r}')
-        lower, upper = float(pair[0]), float(pair[1])
-        if not (np.isfinite(lower) and np.isfinite(upper) and lower < upper):
-            raise CalibrationError(f'{source}: joint_limits.{joint} = {pair!r} needs finite '
-                                   'lower < upper')
-        parsed[joint] = (lower, upper)
+    parsed = _joint_limits(data.get('joint_limits'), source)
     for key in ('arms', 'cameras'):
         if key in data and not isinstance(data[key], dict):
             raise CalibrationError(f'{source}: `{key}` must be a mapping')

@@ -94,7 +94,7 @@ DIAGNOSTICS_TOPIC = '/diagnostics'               # diagnostic_msgs/DiagnosticArr
 CONTROLLER_STATUS_TOPIC = '/controller/status'   # std_msgs/String JSON: remaining steps, state
 POLICY_LATENCY_TOPIC = '/policy/latency'         # std_msgs/String JSON: seconds per stage
 POLICY_INFO_TOPIC = '/policy/info'               # std_msgs/String JSON (latched): model, UNTRAINED
-PLANNER_VALUES_TOPIC = '/planner/candidate_values'   # std_msgs/Float32MultiArray, one per candidate
+PLANNER_VALUES_TOPIC = '/planner/candidate_values'   # std_msgs/Float32MultiArray per candidate
 PLANNER_LATENCY_TOPIC = '/planner/latency'       # std_msgs/String JSON: seconds per stage
 POLICY_MARKERS_TOPIC = '/policy/markers'         # visualization_msgs/MarkerArray (value text)
 

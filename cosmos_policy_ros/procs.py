@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.rosenv import loopback_env

@@ -1,4 +1,4 @@
-"""Run a node executable by name: `python -m cosmos_policy_ros.run_node sim_robot --ros-args ...`."""
+"""Run a node executable by name: `python -m cosmos_policy_ros.run_node sim_robot --ros-args`."""
 import importlib
 import sys
 

@@ -10,8 +10,14 @@ from rosbags.highlevel import AnyReader
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.data import synthetic
-from cosmos_policy_ros.data.bag import (BagError, BagWriter, TopicInfo, find_partials,
-                                        read_custom_data, recover_partial)
+from cosmos_policy_ros.data.bag import (
+    BagError,
+    BagWriter,
+    TopicInfo,
+    find_partials,
+    read_custom_data,
+    recover_partial,
+)
 from cosmos_policy_ros.data.msgdefs import DELIMITER, full_definition
 
 EPISODE = synthetic.SyntheticEpisode(seconds=1.0, camera_hz=5.0, cameras=('cam_high',))

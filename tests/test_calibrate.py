@@ -14,9 +14,14 @@ from cosmos_policy_ros import cli
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.hardware.arm import Arm
 from cosmos_policy_ros.hardware.arm_config import DEFAULT_IDS, parse_arm
-from cosmos_policy_ros.hardware.calibrate import (CalibrationFailed, Calibrator,
-                                                  PromptOperator, ScriptedOperator,
-                                                  updated_calibration, write_calibration)
+from cosmos_policy_ros.hardware.calibrate import (
+    CalibrationFailed,
+    Calibrator,
+    PromptOperator,
+    ScriptedOperator,
+    updated_calibration,
+    write_calibration,
+)
 from cosmos_policy_ros.names import ARM_JOINTS, ARMS, COMMAND_JOINTS, FOLLOWERS, LEADERS
 from cosmos_policy_ros.rosenv import loopback_env
 

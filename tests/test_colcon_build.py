@@ -1,4 +1,5 @@
-"""`cd ros2_ws && colcon build` (colcon from PyPI) installs every launch file and node executable."""
+"""`cd ros2_ws && colcon build` (colcon from PyPI) installs every launch file and node
+executable."""
 import os
 import shutil
 import subprocess
@@ -57,7 +58,8 @@ def test_installed_package_finds_its_share_dir_through_the_ament_index(install_s
     site = next((install_space / 'lib').glob('python3*/site-packages'))
     env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(install_space))
     code = ('import cosmos_policy_ros.paths as p, cosmos_policy_ros.calibration as c;'
-            'print(p.__file__); print(p.share_dir()); print(c.load_calibration("aloha_sim").robot)')
+            'print(p.__file__); print(p.share_dir()); '
+            'print(c.load_calibration("aloha_sim").robot)')
     out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -2,8 +2,14 @@
 import time
 
 import pytest
-from dynamixel_sdk import (COMM_SUCCESS, GroupBulkRead, GroupSyncRead, GroupSyncWrite,
-                           PortHandler, Protocol2PacketHandler)
+from dynamixel_sdk import (
+    COMM_SUCCESS,
+    GroupBulkRead,
+    GroupSyncRead,
+    GroupSyncWrite,
+    PortHandler,
+    Protocol2PacketHandler,
+)
 
 from cosmos_policy_ros.hardware.dynamixel import protocol as P
 from cosmos_policy_ros.hardware.dynamixel.bus import DynamixelBus

@@ -93,7 +93,8 @@ def test_value_broadcast_and_readback():
 
 def test_chunk_too_large_for_tiny_latent_names_sizes():
     latent = torch.zeros(1, 16, 11, 4, 4)
-    with pytest.raises(LayoutError, match=r'action chunk has 700 values.*16x4x4=256.*at least 56 px'):
+    with pytest.raises(LayoutError,
+                       match=r'action chunk has 700 values.*16x4x4=256.*at least 56 px'):
         inject(latent, 5, torch.zeros(1, 700), what='action chunk')
     with pytest.raises(LayoutError, match='700'):
         read_back(latent, 5, 700)

@@ -189,6 +189,7 @@ def test_record_command_sim_teleop_recorder_export(tmp_path):
     import sys
 
     import h5py
+
     from cosmos_policy_ros.rosenv import loopback_env
     out = tmp_path / 'demos'
     result = subprocess.run(

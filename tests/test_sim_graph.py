@@ -186,7 +186,7 @@ def test_bad_configuration_exits_non_zero_naming_the_field(tmp_path, log_dir):
                                          parameters={'task': 'folding'}), "'task'"),
     }
     with GraphProcesses([spec for spec, _ in cases.values()], log_dir) as processes:
-        for name, (spec, field) in cases.items():
+        for name, (_, field) in cases.items():
             process = processes.by_name(name)
             code = process.wait(90)
             assert code not in (None, 0), f'{name} did not exit non-zero'

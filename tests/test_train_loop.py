@@ -56,8 +56,9 @@ def test_train_writes_checkpoints_logs_and_a_loadable_policy(tmp_path, dataset):
                                'future_proprio_l1_arm', 'future_latent_mse'}
     assert np.isfinite(result.val['action_l1_arms']) and result.val['samples'] == 4
     # best/ loads as a policy with its own statistics and predicts finite chunks.
-    from cosmos_policy_ros.model.policy import CosmosPolicy, Observation
     from episode_files import image
+
+    from cosmos_policy_ros.model.policy import CosmosPolicy, Observation
     policy = CosmosPolicy.from_config(checkpoint=run / 'best')
     stats = policy.statistics.actions
     assert stats.min.shape == (14,) and np.all(stats.max > stats.min)

@@ -21,7 +21,6 @@ from cosmos_policy_ros.model.training import (
 from cosmos_policy_ros.model.vae import WanVAE
 from cosmos_policy_ros.names import CAMERAS
 
-
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 

@@ -13,9 +13,9 @@ import os
 import shutil
 import struct
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 import yaml
 from mcap.exceptions import McapError

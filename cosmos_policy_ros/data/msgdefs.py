@@ -26,7 +26,7 @@ def share_roots() -> list:
     return [Path(prefix) / 'share' for prefix in prefixes]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def msg_text(typename: str) -> str:
     """'sensor_msgs/msg/Image' -> that .msg file's text."""
     package, kind, name = split_type(typename)
@@ -71,7 +71,7 @@ def field_types(text: str, package: str) -> list:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def full_definition(typename: str) -> str:
     """The ros2msg schema text: the type's .msg, then each nested type once, depth first."""
     package, kind, name = split_type(typename)

@@ -33,7 +33,8 @@ def plot_episode(hdf5_path: str | Path, summaries, png_path: str | Path) -> Path
             grid_ns = f['timestamps/grid'][:]
             for source in f['timestamps']:
                 if source != 'grid':
-                    lags.setdefault(source, []).append((grid_ns - f['timestamps'][source][:]) / 1e6)
+                    lag_ms = (grid_ns - f['timestamps'][source][:]) / 1e6
+                    lags.setdefault(source, []).append(lag_ms)
     for source, values in sorted(lags.items()):
         lag_ax.hist(np.concatenate(values), bins=30, histtype='step', label=source)
     lag_ax.set_xlabel('age of held message at grid step [ms]')

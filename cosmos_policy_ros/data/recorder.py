@@ -16,8 +16,14 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_typestore
 
 from cosmos_policy_ros import names
-from cosmos_policy_ros.data.bag import (PARTIAL_SUFFIX, BagError, BagWriter, TopicInfo,
-                                        find_partials, recover_partial)
+from cosmos_policy_ros.data.bag import (
+    PARTIAL_SUFFIX,
+    BagError,
+    BagWriter,
+    TopicInfo,
+    find_partials,
+    recover_partial,
+)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 _TYPESTORE = get_typestore(Stores.ROS2_KILTED)

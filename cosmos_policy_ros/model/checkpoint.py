@@ -226,8 +226,8 @@ def load_checkpoint(directory: str | Path) -> LoadedCheckpoint:
     except yaml.YAMLError as exc:
         raise CheckpointError(f'{config_path}: not valid YAML ({exc})') from None
     if not isinstance(config, Mapping) or config.get('format') != FORMAT:
-        raise CheckpointError(f'{config_path}: format must be {FORMAT!r}, got '
-                              f'{config.get("format") if isinstance(config, Mapping) else config!r}')
+        found = config.get('format') if isinstance(config, Mapping) else config
+        raise CheckpointError(f'{config_path}: format must be {FORMAT!r}, got {found!r}')
     try:
         preset = preset_from_dict(config.get('preset'), where=f'{config_path}: preset')
     except ConfigError as exc:

@@ -58,7 +58,10 @@ def denoise(net: VelocityNet, x_sigma_B_C_T_H_W: torch.Tensor, sigma_B: torch.Te
     sigma_B_T = torch.where(condition.mask_B_T, torch.zeros_like(condition.mask_B_T, dtype=dtype),
                             sigma_B.to(dtype)[:, None])
     c_skip, c_out, c_in, c_noise_B_T = rectified_flow_scaling(sigma_B_T)
-    per_frame = (lambda c: c[:, None, :, None, None])
+
+    def per_frame(c):
+        return c[:, None, :, None, None]
+
     mask_B_1_T_H_W = mask_B_1_T_1_1.to(dtype).expand(-1, 1, -1, *x_B_C_T_H_W.shape[3:])
     velocity = net(x_B_C_T_H_W * per_frame(c_in), c_noise_B_T, condition.crossattn_emb_B_N_D,
                    mask_B_1_T_H_W)

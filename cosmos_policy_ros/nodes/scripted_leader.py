@@ -1,4 +1,4 @@
-"""scripted_leader: virtual leader arms that play the scripted expert (cosmos_policy_ros.sim.expert).
+"""scripted_leader: virtual leader arms playing the scripted expert (cosmos_policy_ros.sim.expert).
 
 Subscribes names.EPISODE_TOPIC (std_msgs/String JSON from sim_robot, transient local). For each
 episode it plans the expert's joint trajectory from the episode's object poses (in a worker

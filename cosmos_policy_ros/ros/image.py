@@ -44,8 +44,8 @@ def to_rgb(msg: Image, expected_hw: tuple | None = None, source: str = 'image') 
     if msg.step < row or len(msg.data) < msg.step * msg.height:
         raise ValueError(f'{source}: data length {len(msg.data)} / step {msg.step} do not fit '
                          f'{msg.height}x{msg.width}x3')
-    buffer = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray, memoryview))
-                           else msg.data, dtype=np.uint8)
+    data = msg.data if isinstance(msg.data, (bytes, bytearray, memoryview)) else bytes(msg.data)
+    buffer = np.frombuffer(data, dtype=np.uint8)
     rgb = buffer[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
     rgb = rgb.reshape(msg.height, msg.width, 3)
     if msg.encoding == 'bgr8':

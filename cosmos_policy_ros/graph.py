@@ -134,7 +134,7 @@ def resolve_args(graph: Graph, overrides: Mapping[str, Any]) -> dict:
         try:
             value = graph_arg.parse(given)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f'graph {graph.name!r}: {name}:={given!r} is not a '
+            raise ValueError(f'graph {graph.name!r}: {name}:={given!r} must be of type '
                              f'{type(graph_arg.param.default).__name__} '
                              f'(default {graph_arg.default!r}): {exc}') from None
         try:

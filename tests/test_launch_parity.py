@@ -129,7 +129,7 @@ def test_graph_arguments_are_typed_and_range_checked_by_the_schema():
     assert isinstance(specs['controller'].parameters['max_chunk_age'], float)
     with pytest.raises(ValueError, match=r"num_steps:='0'.*below the minimum 1"):
         build_graph('aloha_policy', {'num_steps': '0'})
-    with pytest.raises(ValueError, match=r"max_step_rad:='fast' is not a float"):
+    with pytest.raises(ValueError, match=r"max_step_rad:='fast' must be of type float"):
         build_graph('aloha_policy', {'max_step_rad': 'fast'})
     with pytest.raises(ValueError, match='step counts >= 1'):
         build_graph('aloha_policy', {'planning': 'true', 'value_steps': '0,1'})

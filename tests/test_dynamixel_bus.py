@@ -17,6 +17,7 @@ from cosmos_policy_ros.hardware.dynamixel.bus import (
     PortLostError,
 )
 from cosmos_policy_ros.health import Level
+from cosmos_policy_ros.joint_command import JointCommandError
 
 
 def follower_config(emu, **extra):
@@ -145,7 +146,8 @@ def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulat
     diag = supervisor.diagnostics()
     assert diag.level == Level.ERROR and 'overload' in diag.values['hardware_error_id7']
     # Hold: commands are refused and nothing is written while faulted.
-    assert not supervisor.set_command(['waist'], [0.3]).accepted
+    with pytest.raises(JointCommandError, match='not active; goal dropped'):
+        supervisor.set_command(['waist'], [0.3])
     time.sleep(0.1)
     supervisor.cycle()                       # reboot attempt: the cause persists
     assert supervisor.state == 'fault' and vx300s_emulator.motors[1].goal == 2048
@@ -154,7 +156,7 @@ def test_hardware_error_holds_then_recovers_after_the_cause_clears(vx300s_emulat
     supervisor.cycle()
     assert supervisor.state == 'active' and supervisor.counters['recoveries'] == 1
     assert vx300s_emulator.register(7, 'Torque_Enable') == 1
-    assert supervisor.set_command(['waist'], [0.3]).accepted
+    assert supervisor.set_command(['waist'], [0.3]) == ()
     supervisor.cycle()
     time.sleep(0.05)
     assert vx300s_emulator.motors[1].goal == round(2048 + 0.3 * 4096 / (2 * math.pi))
@@ -211,7 +213,8 @@ def test_a_motor_that_restarts_by_itself_is_never_reported_active(slow_reboot):
         time.sleep(0.02)
     assert supervisor.state == 'fault'
     assert 'motor 3 (shoulder_shadow) lost torque' in supervisor.diagnostics().message
-    assert not supervisor.set_command(['waist'], [0.1]).accepted
+    with pytest.raises(JointCommandError, match='not active'):
+        supervisor.set_command(['waist'], [0.1])
     deadline = time.monotonic() + 5.0            # auto_recover: torque back, verified
     while supervisor.state != 'active' and time.monotonic() < deadline:
         supervisor.cycle()

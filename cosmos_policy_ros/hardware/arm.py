@@ -54,13 +54,6 @@ class ArmState:
 
 
 @dataclass(frozen=True)
-class CommandResult:
-    accepted: bool
-    reason: str = ''
-    clamped: tuple = ()       # joints whose value was clamped to a limit
-
-
-@dataclass(frozen=True)
 class Diagnostics:
     level: Level
     message: str

@@ -2,7 +2,7 @@
 
     supervisor = ArmSupervisor(config, auto_recover=True, retry_period_s=1.0)
     supervisor.start()                 # configure + activate; never raises
-    supervisor.set_command(names, positions) -> CommandResult
+    supervisor.set_command(names, positions) -> clamped joints; JointCommandError if refused
     state = supervisor.cycle()         # read, fault handling, write the newest goal; never raises
     supervisor.reboot(); supervisor.set_torque(on)      # services: raise RuntimeError(reason)
     supervisor.diagnostics() -> Diagnostics(level, message, values)
@@ -26,7 +26,7 @@ from enum import Enum
 
 import numpy as np
 
-from cosmos_policy_ros.hardware.arm import Arm, ArmState, CommandResult, Diagnostics
+from cosmos_policy_ros.hardware.arm import Arm, ArmState, Diagnostics
 from cosmos_policy_ros.hardware.arm_config import ArmConfig
 from cosmos_policy_ros.hardware.dynamixel.bus import (
     DynamixelBus,
@@ -191,34 +191,31 @@ class ArmSupervisor:
             self.state = State.UNCONFIGURED
 
     # --- commands ---------------------------------------------------------------------
-    def set_command(self, names, positions) -> CommandResult:
-        """Validate a joint command (names ⊆ COMMAND_JOINTS, rad), clamp, keep as pending."""
+    def set_command(self, names, positions) -> tuple:
+        """Validate a joint command (names ⊆ COMMAND_JOINTS, rad), clamp, keep as pending;
+        returns the names of the clamped joints. A command that must not be applied (malformed,
+        a leader arm, the arm not active) raises JointCommandError with the reason."""
         with self._lock:
             self.counters['commands'] += 1
-            result = self._check_command(list(names), list(positions))
-            if not result.accepted:
+            try:
+                clamped = self._apply_command(list(names), list(positions))
+            except JointCommandError:
                 self.counters['rejected'] += 1
-            elif result.clamped:
-                self.counters['clamped'] += 1
-            return result
+                raise
+            self.counters['clamped'] += bool(clamped)
+            return clamped
 
-    def _check_command(self, names: list, positions: list) -> CommandResult:
+    def _apply_command(self, names: list, positions: list) -> tuple:
         if not self.config.is_follower:
-            return CommandResult(False, f'{self.arm}: leader arms are read-only')
-        try:
-            command = parse_command(names, positions, source=f'{self.arm} command')
-        except JointCommandError as exc:
-            return CommandResult(False, str(exc))
+            raise JointCommandError(f'{self.arm}: leader arms are read-only')
+        command = parse_command(names, positions, source=f'{self.arm} command')
         if self.state != State.ACTIVE:
-            return CommandResult(False, f'{self.arm} is {self.state}, not active; goal dropped')
-        base = self._pending if self._pending is not None else self.goal
-        goal = base.copy()
+            raise JointCommandError(f'{self.arm} is {self.state}, not active; goal dropped')
+        goal = (self._pending if self._pending is not None else self.goal).copy()
         for name, value in command.items():
             goal[COMMAND_JOINTS.index(name)] = value
-        goal, clamped = self.arm.clamp(goal)
-        self._pending = goal
-        return CommandResult(True, 'clamped to limits: ' + ', '.join(clamped) if clamped else '',
-                             clamped)
+        self._pending, clamped = self.arm.clamp(goal)
+        return clamped
 
     # --- the loop ---------------------------------------------------------------------
     def cycle(self) -> ArmState | None:

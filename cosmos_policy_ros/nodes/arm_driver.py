@@ -44,6 +44,7 @@ from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.hardware.arm_config import parse_arms
 from cosmos_policy_ros.hardware.rate_loop import RateLoop
 from cosmos_policy_ros.hardware.supervisor import ArmSupervisor
+from cosmos_policy_ros.joint_command import JointCommandError
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.diagnostics import status_level
@@ -138,13 +139,18 @@ class ArmDriverNode(Node):
                                         f'publish failed: {exc}')
 
     def _on_command(self, msg: JointState) -> None:
-        result = self.supervisor.set_command(msg.name, msg.position)
-        if result.reason and result.reason != self._last_reason:
-            if result.accepted:
-                self.get_logger().info(f'command clamped: {result.reason}')
-            else:
-                self.get_logger().warning(f'command rejected: {result.reason}')
-        self._last_reason = result.reason
+        try:
+            clamped = self.supervisor.set_command(msg.name, msg.position)
+        except JointCommandError as exc:
+            reason = f'command rejected: {exc}'
+            if reason != self._last_reason:         # log each new reason once
+                self.get_logger().warning(reason)
+            self._last_reason = reason
+            return
+        reason = 'command clamped to limits: ' + ', '.join(clamped) if clamped else ''
+        if reason and reason != self._last_reason:
+            self.get_logger().info(reason)
+        self._last_reason = reason
 
     def _on_torque(self, request, response):
         try:

@@ -32,6 +32,7 @@ from cosmos_policy_ros.model.preprocess import (
 from cosmos_policy_ros.model.sampler import SamplerConfig, generate
 from cosmos_policy_ros.model.text import TextEmbeddings
 from cosmos_policy_ros.names import CHUNK_LENGTH, STATE_DIM
+from cosmos_policy_ros.runtime.parts import EagerParts, make_parts
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
@@ -107,6 +108,7 @@ class CosmosPolicy:
         self.device, self.dtype = torch.device(device), DTYPES[dtype]
         self.dit = dit.to(self.device, self.dtype).eval()
         self.vae = vae.to(self.device, vae_dtype_for(self.dtype)).eval()
+        self.parts = EagerParts(self.dit, self.vae)   # see use_runtime
         self.text = text
         self.statistics = statistics or identity_statistics()
         self.test_time_crop, self.chunk_length = test_time_crop, chunk_length
@@ -118,6 +120,7 @@ class CosmosPolicy:
     def from_config(cls, preset: str | ModelPreset = 'tiny', checkpoint: str | Path | None = None,
                     statistics: str | Path | DatasetStatistics | None = None, text=None,
                     device: str = 'cpu', dtype: str = 'float32', init_seed: int = 0,
+                    runtime: str = 'eager', engine_cache: str | Path | None = None,
                     **kwargs) -> 'CosmosPolicy':
         """checkpoint: None (random init, seeded), a released .pt (with tokenizer.pth beside it),
         a directory written by model.checkpoint.save_checkpoint / `train`, or the name of a
@@ -143,7 +146,19 @@ class CosmosPolicy:
             statistics = load_statistics(statistics)
         text = TextEmbeddings.from_source(text, preset.text_tokens, preset.text_dim,
                                           preset.text_encoder)
-        return cls(preset, dit, vae, text, statistics, device, dtype, **kwargs)
+        policy = cls(preset, dit, vae, text, statistics, device, dtype, **kwargs)
+        return policy.use_runtime(runtime, engine_cache)
+
+    def use_runtime(self, runtime: str = 'eager',
+                    engine_cache: str | Path | None = None) -> 'CosmosPolicy':
+        """Run the networks with `runtime` (runtime.parts.RUNTIMES); onnxruntime and tensorrt
+        export and build their engines into engine_cache on first use."""
+        self.parts = make_parts(self, runtime, engine_cache)
+        return self
+
+    @property
+    def runtime(self) -> str:
+        return self.parts.name
 
     def known_tasks(self) -> list[str]:
         return self.text.known_tasks()
@@ -197,7 +212,7 @@ class CosmosPolicy:
         count = None if full else self.layout.num_condition_frames_policy
         video = L.build_pixel_sequence(self.layout, images, num_latent_frames=count)
         with torch.no_grad():
-            latent = self.vae.encode(video.to(self.vae.dtype)).float()
+            latent = self.parts.encode(video)
         missing = self.layout.num_frames - latent.shape[2]
         if missing:
             latent = torch.cat([latent, latent.new_zeros(*latent.shape[:2], missing,
@@ -215,7 +230,8 @@ class CosmosPolicy:
     # ------------------------------------------------------------------ sampling
     def _generate(self, gt: torch.Tensor, mask_B_T: torch.Tensor, text: torch.Tensor,
                   seeds: list[int], num_steps: int) -> torch.Tensor:
-        return generate(self.dit, gt, mask_B_T, text, seeds, num_steps, self.sampler)
+        return generate(self.dit, gt, mask_B_T, text, seeds, num_steps, self.sampler,
+                        self.parts.denoise)
 
     def _mask(self, kind: SampleKind, batch: int, value_mode=ValueMode.V_SAS) -> torch.Tensor:
         mask = torch.from_numpy(self.layout.condition_mask(kind, value_mode))
@@ -239,7 +255,7 @@ class CosmosPolicy:
         latents = latents.clone()
         injected = list(self.layout.indices(L.INJECTED_ROLES))
         latents[:, :, injected] = encoded[:, :, injected]
-        video = self.vae.decode(latents.to(self.vae.dtype)).float()
+        video = self.parts.decode(latents)
         return {self.layout.cameras[role]: from_model_tensor(video[:, :, future_pixel_frame(i)])
                 for i, role in enumerate(self.layout.roles)
                 if role.value.startswith('future_') and role in self.layout.cameras}

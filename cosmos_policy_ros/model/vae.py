@@ -66,11 +66,14 @@ class CausalConv3d(nn.Conv3d):
         kt = self.kernel_size[0]
         out_t = T - kt + 1
         taps = torch.cat([x[:, :, k:k + out_t] for k in range(kt)], dim=1)  # B, kt*C, T', H, W
-        taps = taps.transpose(1, 2).reshape(B * out_t, kt * C, H, W)
-        weight = self.weight.transpose(1, 2).reshape(self.out_channels, kt * C,
+        # widths from the module, not the input: constant under ONNX tracing
+        width = kt * self.in_channels
+        taps = taps.transpose(1, 2).reshape(B * out_t, width, H, W)
+        weight = self.weight.transpose(1, 2).reshape(self.out_channels, width,
                                                      *self.kernel_size[1:])
         y = F.conv2d(taps, weight, self.bias)
-        return y.unflatten(0, (B, out_t)).transpose(1, 2)
+        # reshape, not unflatten: ONNX export needs no constant batch for reshape
+        return y.reshape(B, out_t, *y.shape[1:]).transpose(1, 2)
 
 
 class RMSNorm(nn.Module):
@@ -92,12 +95,14 @@ def _per_frame_2d(module: nn.Module, x: Tensor) -> Tensor:
     """Apply a 2D module to every frame of (B, C, T, H, W)."""
     B, _, T = x.shape[:3]
     y = module(x.transpose(1, 2).flatten(0, 1))
-    return y.unflatten(0, (B, T)).transpose(1, 2)
+    return y.reshape(B, T, *y.shape[1:]).transpose(1, 2)
 
 
 class NearestUpsample2x(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # fp32 because nearest lacks some bf16 kernels
-        return F.interpolate(x.float(), scale_factor=2.0, mode='nearest-exact').to(x.dtype)
+        # 'nearest' = 'nearest-exact' at an integer scale (source pixel dst // 2), and it
+        # exports to ONNX
+        return F.interpolate(x.float(), scale_factor=2.0, mode='nearest').to(x.dtype)
 
 
 class Resample(nn.Module):

@@ -1,0 +1,5 @@
+"""Inference runtimes for CosmosPolicy: eager PyTorch, torch.compile, CUDA graphs, ONNX Runtime
+and TensorRT behind one interface (runtime.parts), plus ONNX export and the engine cache.
+
+ROS-free; accelerator packages (onnx, onnxruntime, tensorrt) are imported only when used.
+"""

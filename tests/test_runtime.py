@@ -193,3 +193,19 @@ def test_tensorrt_engine_matches_pytorch(tmp_path):
     obs = observation(3)
     assert_close(torch.from_numpy(fast.predict(obs, num_steps=2).actions),
                  torch.from_numpy(eager.predict(obs, num_steps=2).actions), 5e-3, 'TensorRT')
+
+
+def test_the_runtime_setting_reaches_the_model_from_nodes_and_eval():
+    from types import SimpleNamespace
+
+    from cosmos_policy_ros.evaluation.run import EvalConfig
+    from cosmos_policy_ros.nodes.inference import load_model
+    from cosmos_policy_ros.ros.evaluation import graph_args
+    from cosmos_policy_ros.runtime.parts import RuntimeUnavailable
+    from cosmos_policy_ros.schemas.policy import MODEL
+    params = {param.name: param.default for param in MODEL}
+    assert params['runtime'] == 'eager'
+    with pytest.raises(RuntimeUnavailable, match='device:=cuda'):
+        load_model(SimpleNamespace(**{**params, 'runtime': 'cuda_graphs'}))
+    cfg = EvalConfig(checkpoint='sim_transfer_cube', runtime='onnxruntime')
+    assert graph_args(cfg)['runtime'] == 'onnxruntime'

@@ -8,6 +8,7 @@ episodes to --out; `--rollouts DIR` saves every episode as a rollout HDF5 (plann
 """
 from pathlib import Path
 
+from cosmos_policy_ros.runtime import RUNTIMES
 from cosmos_policy_ros.sim.tasks import TASKS
 
 
@@ -27,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument('--out', default='', help='output directory (default runs/eval/...)')
     parser.add_argument('--no-ros', action='store_true', help='in-process loop (no ROS)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--runtime', default='eager', choices=RUNTIMES,
+                        help='network runtime (docs/inference.md)')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--camera-rate', type=float, default=5.0,
                         help='ROS: sim camera rate of unfilmed episodes [Hz of sim time]')
@@ -50,7 +53,7 @@ def run(args) -> int:
         cfg = EvalConfig(checkpoint=args.checkpoint, task=args.task, episodes=args.episodes,
                          seed=args.seed, num_steps=args.num_steps, horizon_s=args.horizon,
                          videos=args.videos, rollouts=args.rollouts, out=out,
-                         device=args.device, threads=args.threads,
+                         device=args.device, runtime=args.runtime, threads=args.threads,
                          camera_rate=args.camera_rate, planning=args.planning,
                          planning_checkpoint=args.planning_checkpoint,
                          num_candidates=args.num_candidates, aggregation=args.aggregation,

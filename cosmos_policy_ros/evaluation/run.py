@@ -23,6 +23,7 @@ class EvalConfig:
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)
     out: str = 'runs/eval'
     device: str = 'cpu'
+    runtime: str = 'eager'             # runtime.RUNTIMES (docs/inference.md)
     threads: int = 0
     camera_rate: float = 5.0           # ROS: sim camera rate for unfilmed episodes [Hz]
     planning: bool = False
@@ -58,12 +59,13 @@ def load_models(cfg: EvalConfig):
     from cosmos_policy_ros.model.policy import CosmosPolicy
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    policy = CosmosPolicy.from_config(checkpoint=cfg.checkpoint, device=cfg.device)
+    policy = CosmosPolicy.from_config(checkpoint=cfg.checkpoint, device=cfg.device,
+                                      runtime=cfg.runtime)
     if not cfg.planning:
         return policy_query(policy, cfg.num_steps)
     from cosmos_policy_ros.planning.best_of_n import BestOfN, PlanningConfig
     planning_model = (CosmosPolicy.from_config(checkpoint=cfg.planning_checkpoint,
-                                               device=cfg.device)
+                                               device=cfg.device, runtime=cfg.runtime)
                       if cfg.planning_checkpoint else None)
     config = PlanningConfig(num_candidates=cfg.num_candidates, action_steps=cfg.num_steps,
                             future_steps=cfg.future_steps, value_steps=cfg.value_steps,

@@ -128,6 +128,8 @@ class CosmosPolicy:
         dataset statistics JSON (None: the checkpoint's own, else identity)."""
         from cosmos_policy_ros.model.dit import DiT
         from cosmos_policy_ros.model.vae import WanVAE
+        from cosmos_policy_ros.runtime.parts import check_available
+        check_available(runtime, device)
         preset = preset if isinstance(preset, ModelPreset) else get_preset(preset)
         if checkpoint is None:
             with torch.random.fork_rng(devices=[]):

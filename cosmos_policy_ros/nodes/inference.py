@@ -36,13 +36,15 @@ def load_model(p):
                   or str(share_path('config', 'sim_statistics.json')))
     return CosmosPolicy.from_config(preset=p.preset, checkpoint=p.checkpoint or None,
                                     statistics=statistics, text=p.text, device=p.device,
-                                    dtype=p.dtype)
+                                    dtype=p.dtype, runtime=p.runtime,
+                                    engine_cache=p.engine_cache or None)
 
 
 def model_info(p, extra: dict | None = None) -> dict:
     return {'preset': p.preset, 'checkpoint': p.checkpoint, 'untrained': not p.checkpoint,
             'status': 'UNTRAINED (random weights)' if not p.checkpoint else 'trained',
-            'device': p.device, 'dtype': p.dtype, 'num_steps': p.num_steps, **(extra or {})}
+            'device': p.device, 'dtype': p.dtype, 'runtime': p.runtime,
+            'num_steps': p.num_steps, **(extra or {})}
 
 
 class InferenceNode(Node):

@@ -158,7 +158,7 @@ def graph_args(cfg: EvalConfig) -> dict:
     return {'use_sim': 'true', 'lockstep': 'true', 'task': cfg.task,
             'checkpoint': cfg.checkpoint, 'seed': str(cfg.seed),
             'episode_seconds': str(cfg.horizon()), 'camera_rate': str(cfg.camera_rate),
-            'num_steps': str(cfg.num_steps), 'device': cfg.device,
+            'num_steps': str(cfg.num_steps), 'device': cfg.device, 'runtime': cfg.runtime,
             'torch_threads': str(cfg.threads),
             'planning': 'true' if cfg.planning else 'false',
             'planning_checkpoint': cfg.planning_checkpoint,

@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from cosmos_policy_ros.model.diffusion import Conditioning, denoise
-
-RUNTIMES = ('eager', 'compile', 'cuda_graphs', 'onnxruntime', 'tensorrt')
+from cosmos_policy_ros.runtime import RUNTIMES
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -61,6 +60,27 @@ class _CompiledVAE:
         self.dtype = vae.dtype
         self.encode = torch.compile(vae.encode, mode=mode, dynamic=False)
         self.decode = torch.compile(vae.decode, mode=mode, dynamic=False)
+
+
+def check_available(runtime: str, device: str | torch.device) -> None:
+    """Fail before any weights are loaded: ValueError for an unknown runtime,
+    RuntimeUnavailable (naming the fix) when it cannot run on `device` here."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f'runtime {runtime!r} is not one of {list(RUNTIMES)}')
+    device = torch.device(device)
+    if runtime in ('cuda_graphs', 'tensorrt') and device.type != 'cuda':
+        raise RuntimeUnavailable(f'runtime {runtime} needs the policy on a CUDA device '
+                                 f'(device:=cuda), not {device}; use eager or onnxruntime on '
+                                 'the CPU')
+    if runtime == 'tensorrt':
+        from cosmos_policy_ros.runtime.tensorrt import require_tensorrt
+        require_tensorrt(device)
+    if runtime == 'onnxruntime':
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise RuntimeUnavailable('runtime onnxruntime needs the onnxruntime package: '
+                                     "pip install 'cosmos-policy-ros[onnx]'") from None
 
 
 class CudaGraphParts(EagerParts):
@@ -111,8 +131,7 @@ class CudaGraphParts(EagerParts):
 def make_parts(policy, runtime: str, cache_dir: str | Path | None = None):
     """The parts object for `runtime`; onnxruntime and tensorrt export/build into cache_dir
     (default: the engine cache, runtime.engine_cache.default_cache_dir) on first use."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f'runtime {runtime!r} is not one of {list(RUNTIMES)}')
+    check_available(runtime, policy.device)
     if runtime == 'eager':
         return EagerParts(policy.dit, policy.vae)
     if runtime == 'compile':

@@ -4,6 +4,7 @@ from cosmos_policy_ros.control.chunks import MODES
 from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.planning.aggregate import AGGREGATIONS
 from cosmos_policy_ros.planning.best_of_n import VALUE_MODES
+from cosmos_policy_ros.runtime import RUNTIMES
 from cosmos_policy_ros.sim.tasks import TASKS
 
 MODEL = (
@@ -18,6 +19,10 @@ MODEL = (
     Param('device', 'cpu', 'torch device (cpu, cuda, cuda:1)', read_only=True),
     Param('dtype', 'float32', 'model dtype', choices=('float32', 'bfloat16', 'float16'),
           read_only=True),
+    Param('runtime', 'eager', 'network runtime (docs/inference.md): eager, compile, '
+          'cuda_graphs, onnxruntime, tensorrt', choices=RUNTIMES, read_only=True),
+    Param('engine_cache', '', "onnxruntime/tensorrt engine cache directory ('' = "
+          '$COSMOS_POLICY_ENGINE_CACHE or ~/.cache/cosmos_policy_ros/engines)', read_only=True),
     Param('num_steps', 10, 'denoising steps for the action chunk', min=1, max=100),
     Param('seed', 0, 'base noise seed (incremented per query)', min=0),
     Param('torch_threads', 0, 'torch CPU threads (0: torch default)', min=0),

@@ -22,6 +22,8 @@ COMMANDS = {
                    'run_policy'),
     'serve': ('serve the policy over openpi websocket + msgpack and /act HTTP JSON (no ROS)',
               'serve'),
+    'build-engine': ('export the policy to ONNX and build its TensorRT/onnxruntime engines '
+                     'into the engine cache', 'build_engine'),
     'calibrate': ('record gripper open/close and joint ranges, write calibration/<robot>.yaml',
                   'calibrate'),
     'udev-rules': ('write udev rules for the U2D2 adapters (latency_timer 1)', 'udev_rules'),

@@ -209,3 +209,14 @@ def test_the_runtime_setting_reaches_the_model_from_nodes_and_eval():
         load_model(SimpleNamespace(**{**params, 'runtime': 'cuda_graphs'}))
     cfg = EvalConfig(checkpoint='sim_transfer_cube', runtime='onnxruntime')
     assert graph_args(cfg)['runtime'] == 'onnxruntime'
+
+
+def test_build_engine_command_names_what_is_missing(capsys, monkeypatch):
+    """(Its build/reuse path is prepare_engines, tested above; a build here loads MiniLM and
+    the shipped model: too slow for CI.)"""
+    from cosmos_policy_ros.cli import main
+    monkeypatch.setattr('sys.argv', ['cosmos-policy-ros'])
+    assert main(['build-engine', '--runtime', 'tensorrt']) == 2
+    assert 'needs the policy on a CUDA device' in capsys.readouterr().out
+    assert main(['build-engine', '--runtime', 'onnxruntime', '--max-batch', '0']) == 2
+    assert '--max-batch must be >= 1' in capsys.readouterr().out

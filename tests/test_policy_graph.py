@@ -15,6 +15,7 @@ from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import Marker, MarkerArray
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
@@ -90,6 +91,7 @@ class Observer:
         self.states = {arm: client.subscribe(names.joint_states_topic(arm), JointState,
                                              maxlen=10) for arm in names.FOLLOWERS}
         self.diagnostics = client.subscribe(names.DIAGNOSTICS_TOPIC, DiagnosticArray)
+        self.markers = client.subscribe(names.CONTROLLER_MARKERS_TOPIC, MarkerArray)
 
     def controller_diagnostics(self) -> dict:
         for array in reversed(self.diagnostics.messages()):
@@ -165,6 +167,9 @@ class TestControllerOnSim:
         assert counts['chunks_accepted'] == 1 and counts['step_clamped'] >= 1
         # The commands followed the chunk: the shoulder went up by ~0.4 rad mid-chunk.
         assert commands[window][:, 1].max() - commands[window][0, 1] > 0.3
+        # RViz's controller text says so too (published on every state change).
+        assert client.wait_for(lambda: observer.markers.count and observer.markers.latest()
+                               .markers[0].text.startswith('controller holding'), timeout=10)
 
 
     def test_bad_chunks_are_rejected_and_never_forwarded(self, controller_graph):
@@ -274,6 +279,9 @@ def run_closed_loop(tmp_path, overrides: dict, planning: bool, chunks_wanted: in
         client = GraphClient('test_closed_loop', use_sim_time=True)
         try:
             observer = PolicyRunObserver(client, planning=planning)
+            markers = client.subscribe(
+                names.PLANNER_MARKERS_TOPIC if planning else names.POLICY_MARKERS_TOPIC,
+                MarkerArray)
 
             def executed():
                 procs.check_alive()
@@ -284,7 +292,7 @@ def run_closed_loop(tmp_path, overrides: dict, planning: bool, chunks_wanted: in
                 latest_status(observer.status), observer.chunks.count,
                 {p.spec.name: p.log_tail(5) for p in procs.processes})
             client.wait_for(lambda: False, timeout=3.0)    # a few more ticks of commands
-            return observer, observer.summary(1.0)
+            return observer, observer.summary(1.0), markers.messages()
         finally:
             client.close()
 
@@ -301,12 +309,18 @@ def check_chunk_message(msg, latency: dict) -> None:
 
 
 def test_policy_sync_closed_loop_on_the_sim(tmp_path):
-    observer, summary = run_closed_loop(tmp_path, {'mode': 'sync'}, False, chunks_wanted=2)
+    observer, summary, markers = run_closed_loop(tmp_path, {'mode': 'sync'}, False,
+                                                 chunks_wanted=2)
     latencies = [json.loads(m.data) for m in observer.latency.messages()]
     check_chunk_message(observer.chunks.messages()[0], latencies[0])
     for stage in ('convert_s', 'model_s', 'publish_s', 'camera_to_publish_s'):
         assert latencies[0][stage] > 0
     assert set(latencies[0]['source_stamps_ns']) == set(names.CAMERAS + names.FOLLOWERS)
+    # RViz: each chunk's preview (both arms' 50-step end-effector paths) and the value text.
+    by_ns = {m.ns: m for m in markers[0].markers}
+    assert len(by_ns['chunk_preview'].points) == names.CHUNK_LENGTH
+    assert by_ns['chunk_preview'].type == Marker.LINE_STRIP
+    assert by_ns['policy'].text.startswith(f'value {latencies[0]["value"]:.2f}')
     assert summary['untrained'] and summary['model']['status'].startswith('UNTRAINED')
     times, commands = observer.command_series()
     assert_25hz(times)
@@ -321,10 +335,15 @@ def test_policy_sync_closed_loop_on_the_sim(tmp_path):
 
 
 def test_planner_async_closed_loop_on_the_sim(tmp_path):
-    observer, summary = run_closed_loop(tmp_path, {
+    observer, summary, markers = run_closed_loop(tmp_path, {
         'mode': 'async', 'planning': 'true', 'num_candidates': '3', 'future_steps': '1',
         'value_steps': '1,2'}, True, chunks_wanted=2)
     values = observer.values.messages()
+    # RViz: every candidate's two end-effector paths, the chosen one labelled '*'.
+    strips = [m for m in markers[0].markers if m.ns == 'planner_candidates']
+    labels = [m.text for m in markers[0].markers if m.ns == 'planner_candidates_values']
+    assert len(strips) == 2 * 3 and len(labels) == 3
+    assert sum(label.endswith('*') for label in labels) == 1
     assert values and all(len(v.data) == 3 for v in values)
     latencies = [json.loads(m.data) for m in observer.latency.messages()]
     from cosmos_policy_ros.planning.aggregate import select_best

@@ -8,8 +8,7 @@ import sys
 import time
 
 from cosmos_policy_ros.dashboard.server import DashboardServer
-from cosmos_policy_ros.robot.description import urdf_path
-from cosmos_policy_ros.robot.kinematics import Kinematics
+from cosmos_policy_ros.robot.kinematics import aloha_kinematics
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    kinematics = Kinematics.from_urdf(urdf_path().read_text())
+    kinematics = aloha_kinematics()
     try:
         if args.bag:
             from cosmos_policy_ros.dashboard.replay import load_bag

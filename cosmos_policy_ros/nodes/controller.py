@@ -6,12 +6,14 @@ both follower joint_states (start position + watchdog), the three cameras as raw
 (std_msgs/Bool, latched true until a false arrives).
 Publishes: /follower_*/commands/joint_positions (sensor_msgs/JointState, reliable) every tick,
 names.CONTROLLER_STATUS_TOPIC (JSON: remaining actions, last chunk stamp, state, counts) every
-tick, /diagnostics periodically.
+tick, the same as one line of RViz text on names.CONTROLLER_MARKERS_TOPIC (at most 5 Hz, and on
+every state change), /diagnostics periodically.
 
 What a tick does (hold, e-stop, watchdog, chunk checks, lockstep) is decided by the ROS-free
 control.runtime.ControllerRuntime; this node converts messages for it and publishes its
 commands, status and health. `lockstep: true` ticks on every /clock instant instead of a timer.
 """
+import json
 import struct
 import threading
 
@@ -25,18 +27,23 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
 
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control.chunks import ChunkError
 from cosmos_policy_ros.control.runtime import ControllerRuntime, RuntimeConfig, Tick
+from cosmos_policy_ros.dashboard.markers import controller_text
 from cosmos_policy_ros.health import Level
 from cosmos_policy_ros.ros import params
 from cosmos_policy_ros.ros.diagnostics import status_level
 from cosmos_policy_ros.ros.main import run
+from cosmos_policy_ros.ros.markers import marker_array
 from cosmos_policy_ros.ros.stamps import from_ns
 from cosmos_policy_ros.ros.trajectory import from_msg
 from cosmos_policy_ros.schemas.controller import CONTROLLER
+
+MARKER_PERIOD = 0.2      # s between RViz status texts (names.CONTROLLER_MARKERS_TOPIC)
 
 
 def header_stamp_of_cdr(data: bytes) -> float:
@@ -62,6 +69,9 @@ class Controller(Node):
                                                         reliable)
                              for arm in names.FOLLOWERS}
         self.status_pub = self.create_publisher(String, names.CONTROLLER_STATUS_TOPIC, reliable)
+        self.marker_pub = self.create_publisher(MarkerArray, names.CONTROLLER_MARKERS_TOPIC,
+                                                reliable)
+        self.marker_shown = (None, -1.0)          # (state, status stamp) of the last text
         self.diag_pub = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS_TOPIC,
                                               reliable)
         inputs = ReentrantCallbackGroup()
@@ -157,7 +167,18 @@ class Controller(Node):
                 self.command_pubs[arm].publish(msg)
         if tick.status is not None:
             self.status_pub.publish(String(data=tick.status.to_json()))
+            self.publish_marker(tick.status)
         self.log(tick.events)
+
+    def publish_marker(self, status) -> None:
+        """The status as RViz text: 25 Hz of text would only cost, so at most every
+        MARKER_PERIOD, and at once when the state changes."""
+        state, shown_at = self.marker_shown
+        if status.state == state and abs(status.stamp - shown_at) < MARKER_PERIOD:
+            return                                  # (abs: sim time restarts on a reset)
+        self.marker_shown = (status.state, status.stamp)
+        text = controller_text(json.loads(status.to_json()))   # what the status topic says
+        self.marker_pub.publish(marker_array([text], round(status.stamp * 1e9), replace=False))
 
     def log(self, events) -> None:
         for level, text in events:      # rclpy allows one severity per call site

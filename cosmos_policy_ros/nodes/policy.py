@@ -7,7 +7,8 @@ Publishes: names.ACTION_CHUNK_TOPIC (trajectory_msgs/JointTrajectory: VECTOR_NAM
 (std_msgs/Float32), names.future_image_topic(cam) (sensor_msgs/Image, with decode_future),
 names.POLICY_LATENCY_TOPIC (JSON seconds per stage + each source's stamp),
 names.POLICY_INFO_TOPIC (latched JSON; says UNTRAINED when no checkpoint is loaded),
-names.POLICY_MARKERS_TOPIC (value/latency text for RViz).
+names.POLICY_MARKERS_TOPIC (visualization_msgs/MarkerArray for RViz: the chunk preview, both
+arms' end-effector paths by FK of the chunk, and the value/latency text).
 Inference runs in a worker thread; callbacks never wait for the model.
 
 backend:=remote runs no model here: each query goes to a `cosmos-policy-ros serve` server
@@ -23,12 +24,15 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, String
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from cosmos_policy_ros import names
+from cosmos_policy_ros.dashboard.markers import chunk_preview, policy_text
 from cosmos_policy_ros.nodes.inference import InferenceNode, load_model, model_info
+from cosmos_policy_ros.robot.kinematics import aloha_kinematics
 from cosmos_policy_ros.ros import image
 from cosmos_policy_ros.ros.main import run
+from cosmos_policy_ros.ros.markers import marker_array
 from cosmos_policy_ros.ros.stamps import from_ns
 from cosmos_policy_ros.schemas.policy import POLICY
 
@@ -53,6 +57,7 @@ class Policy(InferenceNode):
         self.observation_type = Observation
         self.marker_pub = self.create_publisher(MarkerArray, names.POLICY_MARKERS_TOPIC,
                                                 self.reliable)
+        self.kinematics = aloha_kinematics()
         self.future_pubs = {cam: self.create_publisher(Image, names.future_image_topic(cam),
                                                        self.reliable)
                             for cam in names.CAMERAS}
@@ -97,9 +102,9 @@ class Policy(InferenceNode):
             'value': value, 'untrained': self.info['untrained'], 'noise_seed': seed,
             'model_stages_s': {k: float(v) for k, v in (out.timings or {}).items()}}
         self.latency_pub.publish(String(data=json.dumps(latency)))
-        self.marker_pub.publish(value_markers(f'value {value:.2f}  model {model_s:.2f} s'
-                                              + ('  UNTRAINED' if self.info['untrained'] else ''),
-                                              raw.stamp_ns))
+        self.marker_pub.publish(marker_array(
+            chunk_preview(self.kinematics, out.actions[0])
+            + [policy_text(value, model_s, bool(self.info['untrained']))], raw.stamp_ns))
         return raw.stamp_ns, node_latency
 
     def on_server_connect(self, metadata: dict) -> None:
@@ -128,18 +133,6 @@ class Policy(InferenceNode):
         if self.params.backend == 'remote':
             self.model.close()              # interrupts a backoff wait or a pending reply
         super().close()
-
-
-def value_markers(text: str, stamp_ns: int) -> MarkerArray:
-    marker = Marker(ns='policy', id=0, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
-                    text=text)
-    marker.header.frame_id = 'world'
-    marker.header.stamp = from_ns(stamp_ns)
-    marker.pose.position.z = 0.8
-    marker.pose.orientation.w = 1.0
-    marker.scale.z = 0.05
-    marker.color.r = marker.color.g = marker.color.b = marker.color.a = 1.0
-    return MarkerArray(markers=[marker])
 
 
 def main(args=None) -> None:

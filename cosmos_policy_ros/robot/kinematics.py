@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosmos_policy_ros.names import ARM_JOINTS, FOLLOWERS, STATE_DIM
-from cosmos_policy_ros.robot.description import EE_LINK, joint_name
+from cosmos_policy_ros.robot.description import EE_LINK, joint_name, urdf_path
 
 
 def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -115,6 +115,11 @@ class Kinematics:
         for joint in self.joints:
             poses[joint.child] = poses[joint.parent] @ transforms[joint.name]
         return poses
+
+
+def aloha_kinematics() -> Kinematics:
+    """The shipped ALOHA model (urdf/aloha.urdf)."""
+    return Kinematics.from_urdf(urdf_path().read_text())
 
 
 def chunk_positions(chunk) -> dict:

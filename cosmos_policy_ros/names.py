@@ -96,7 +96,7 @@ POLICY_LATENCY_TOPIC = '/policy/latency'         # std_msgs/String JSON: seconds
 POLICY_INFO_TOPIC = '/policy/info'               # std_msgs/String JSON (latched): model, UNTRAINED
 PLANNER_VALUES_TOPIC = '/planner/candidate_values'   # std_msgs/Float32MultiArray per candidate
 PLANNER_LATENCY_TOPIC = '/planner/latency'       # std_msgs/String JSON: seconds per stage
-POLICY_MARKERS_TOPIC = '/policy/markers'         # visualization_msgs/MarkerArray (value text)
+POLICY_MARKERS_TOPIC = '/policy/markers'         # visualization_msgs/MarkerArray: preview+text
 
 
 def future_image_topic(camera: str) -> str:

@@ -70,3 +70,10 @@ def test_transforms_are_the_urdf_joint_transforms():
             [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
         np.testing.assert_allclose(rotation, matrix[:3, :3], atol=1e-9)
+
+
+def test_aloha_policy_graph_starts_robot_state_for_rviz_on_request():
+    from cosmos_policy_ros.graphs import build_graph
+    assert 'robot_state' not in [s.name for s in build_graph('aloha_policy', {})]
+    specs = {s.name: s for s in build_graph('aloha_policy', {'robot_model': 'true'})}
+    assert specs['robot_state'].parameters == {'use_sim_time': True}

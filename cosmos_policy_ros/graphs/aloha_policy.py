@@ -5,8 +5,11 @@ planning:=true  -> planner node (policy model + planning model, best-of-N) publi
 names.PLANNED_CHUNK_TOPIC, and the policy node is left out (it would load the same policy
 weights a second time and compete for the GPU). The controller follows whichever is on.
 
-Every argument but the graph's own switches (use_sim, planning, driver) is a node parameter
-(cosmos_policy_ros/schemas): type, default, choices and range come from there.
+robot_model:=true adds the robot_state node: the URDF on /robot_description and TF from the
+followers' joint states, for RViz's RobotModel (off by default: nothing but RViz needs it).
+
+Every argument but the graph's own switches (use_sim, planning, robot_model, driver) is a node
+parameter (cosmos_policy_ros/schemas): type, default, choices and range come from there.
 """
 from cosmos_policy_ros import names
 from cosmos_policy_ros.graph import Graph, NodeSpec, arg, graph_args
@@ -69,6 +72,8 @@ def build(args) -> list:
         'max_chunk_age': args['max_chunk_age'], 'max_step_rad': args['max_step_rad'],
         'max_jump_rad': args['max_jump_rad'],
         'steady_timer': not use_sim, 'lockstep': locked}))
+    if args['robot_model']:
+        nodes.append(NodeSpec('robot_state', 'robot_state', parameters=common))
     return nodes
 
 
@@ -79,6 +84,7 @@ GRAPH = Graph(
         **graph_args(
             Param('use_sim', True, 'run the MuJoCo ALOHA instead of the hardware drivers'),
             Param('planning', False, 'best-of-N planning (planner node drives the arms)'),
+            Param('robot_model', False, 'robot_state node: URDF and TF for RViz'),
             *pick(POLICY, 'task', *(name for name in MODEL_ARGS if name != 'seed'), 'mode',
                   'decode_future', 'freshness', 'backend', 'server'),
             *pick(PLANNER, *PLANNING_ARGS),

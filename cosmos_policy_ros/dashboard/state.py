@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from cosmos_policy_ros import names
+from cosmos_policy_ros.params import pick
 from cosmos_policy_ros.robot.description import EE_LINK, arm_joint_names
 from cosmos_policy_ros.robot.kinematics import Kinematics, ee_paths
+from cosmos_policy_ros.schemas.controller import CONTROLLER
 
 # Links drawn as the arm's polyline, base to end effector.
 ARM_DRAWN_LINKS = ('base_link', 'shoulder_link', 'upper_arm_link', 'upper_forearm_link',
@@ -27,6 +29,9 @@ FRAME_WIDTH = 320                 # stored JPEG width [px] (the page shows them 
 LATENCY_TOPICS = (names.POLICY_LATENCY_TOPIC, names.PLANNER_LATENCY_TOPIC)
 CHUNK_TOPICS = (names.ACTION_CHUNK_TOPIC, names.PLANNED_CHUNK_TOPIC)
 _DIAGNOSTIC_LEVELS = {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}
+# The step plot's reference line: the controller's default per-tick limit (a graph may set
+# another; the page labels it as the default).
+DEFAULT_MAX_STEP_RAD = pick(CONTROLLER, 'max_step_rad')[0].default
 
 
 def frame_key(topic: str) -> str | None:
@@ -194,6 +199,7 @@ class DashboardState:
             controller = self.controller.latest(t)
             return {
                 'time': round(t, 3), 'end': round(self.end, 3),
+                'default_max_step_rad': DEFAULT_MAX_STEP_RAD,
                 'robot': self.robot(t),
                 'robot_known': {arm: self.joints[arm].latest(t) is not None
                                 for arm in names.FOLLOWERS},

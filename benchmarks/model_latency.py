@@ -1,7 +1,9 @@
-"""Policy latency per stage: preprocessing, VAE encode, one DiT forward, predict at 1/5/10 steps.
+"""Policy latency per stage: preprocessing, VAE encode, one denoising step, predict at 1/5/10
+steps.
 
     python benchmarks/model_latency.py --preset tiny --device cpu --dtype float32
     python benchmarks/model_latency.py --preset 2b --device cuda --dtype bfloat16 --random-weights
+    python benchmarks/model_latency.py --preset sim --threads 2 --runtime onnxruntime
 
 Prints median seconds over --repeats after a warm-up (CUDA synchronised), and peak memory
 (torch.cuda.max_memory_allocated on GPU, process RSS on CPU). Random weights unless
@@ -17,9 +19,11 @@ import torch
 from tqdm import tqdm
 
 from cosmos_policy_ros.model.config import get_preset
+from cosmos_policy_ros.model.diffusion import Conditioning
 from cosmos_policy_ros.model.policy import CosmosPolicy, Observation
 from cosmos_policy_ros.model.text import TextEmbeddings
 from cosmos_policy_ros.names import CAMERAS, IMAGE_HEIGHT, IMAGE_WIDTH
+from cosmos_policy_ros.runtime import RUNTIMES
 
 TASK = 'benchmark task'
 
@@ -53,6 +57,8 @@ def main() -> int:
     parser.add_argument('--random-weights', action='store_true')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: default)')
+    parser.add_argument('--runtime', default='eager', choices=RUNTIMES,
+                        help='network runtime (onnxruntime/tensorrt build engines first)')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,27 +69,29 @@ def main() -> int:
     text = TextEmbeddings(preset.text_tokens, preset.text_dim,
                           {TASK: torch.randn(1, preset.text_tokens, preset.text_dim)})
     policy = CosmosPolicy.from_config(preset, checkpoint=args.checkpoint, text=text,
-                                      device=args.device, dtype=args.dtype)
+                                      device=args.device, dtype=args.dtype,
+                                      runtime=args.runtime)
     rng = np.random.default_rng(0)
     obs = Observation({c: rng.integers(0, 256, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
                        for c in CAMERAS}, rng.normal(size=14) * 0.1, TASK)
     images, _, emb = policy.prepare([obs])
     encoded = policy.encode(images)
     frames = policy.layout.num_frames
-    mask = torch.zeros(1, 1, frames, *encoded.shape[3:], device=device)
-    mask[:, :, :policy.layout.num_condition_frames_policy] = 1
-    timesteps = torch.full((1, frames), 0.5, device=device)
+    mask_B_T = torch.zeros(1, frames, dtype=torch.bool, device=device)
+    mask_B_T[:, :policy.layout.num_condition_frames_policy] = True
+    condition = Conditioning(encoded, mask_B_T, emb)
+    sigma_B = torch.full((1,), 10.0, device=device)
 
-    def dit_forward():
+    def denoise_step():   # one network evaluation in the chosen runtime
         with torch.no_grad():
-            policy.dit(encoded.to(policy.dtype), timesteps, emb.to(policy.dtype), mask)
+            policy.parts.denoise(encoded, sigma_B, condition)
 
     stages = {'preprocess+text': lambda: policy.prepare([obs]),
               'vae_encode (prefix)': lambda: policy.encode(images),
-              'dit_forward': dit_forward}
+              'denoise step': denoise_step}
     for steps in (1, 5, 10):
         stages[f'predict {steps} steps'] = (lambda n=steps: policy.predict(obs, num_steps=n))
-    print(f'preset={args.preset} device={args.device} dtype={args.dtype} '
+    print(f'preset={args.preset} device={args.device} dtype={args.dtype} runtime={args.runtime} '
           f'threads={torch.get_num_threads()} dit_params='
           f'{sum(p.numel() for p in policy.dit.parameters()) / 1e6:.2f}M')
     for name, fn in tqdm(stages.items(), desc='stages'):

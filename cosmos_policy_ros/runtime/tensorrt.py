@@ -14,6 +14,7 @@ engine before deploying (the authors warn that numerics matter).
 Run: torch CUDA tensors are bound by address and the engine is enqueued on torch's current
 stream, so no copies leave the GPU.
 """
+import json
 from pathlib import Path
 
 import torch
@@ -74,7 +75,7 @@ def build_engine(onnx_path: Path, engine_path: Path, timing_cache: Path, shapes:
 
 
 class _Engine:
-    def __init__(self, path: Path, inputs: list[str], output: str):
+    def __init__(self, path: Path, inputs: list[str], output: str, max_batch: int):
         import tensorrt as trt
         self.trt = trt
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
@@ -82,9 +83,13 @@ class _Engine:
         if self.engine is None:
             raise RuntimeError(f'TensorRT could not load {path}; delete it to rebuild')
         self.context = self.engine.create_execution_context()
-        self.inputs, self.output = inputs, output
+        self.inputs, self.output, self.max_batch = inputs, output, max_batch
 
     def __call__(self, *tensors: torch.Tensor) -> torch.Tensor:
+        if tensors[0].shape[0] > self.max_batch:
+            raise ValueError(f'TensorRT engine {self.output!r}: batch {tensors[0].shape[0]} > '
+                             f'the {self.max_batch} it was built for; rebuild with '
+                             'build-engine --max-batch N (N >= candidates x observations)')
         keep = []
         for name, tensor in zip(self.inputs, tensors):
             dtype = _torch_dtype(self.engine.get_tensor_dtype(name), self.trt)
@@ -113,9 +118,10 @@ class TensorRTParts(EagerParts):
     def __init__(self, directory: Path, policy):
         super().__init__(policy.dit, policy.vae)
         specs = load_manifest(Path(directory) / 'onnx')['parts']
+        max_batch = json.loads((Path(directory) / 'key.json').read_text())['max_batch']
         self.specs = specs
         self.engines = {name: _Engine(Path(directory) / f'{name}.engine',
-                                      list(spec['inputs']), spec['output'])
+                                      list(spec['inputs']), spec['output'], max_batch)
                         for name, spec in specs.items()}
 
     def _exported(self, name: str, tensor: torch.Tensor) -> bool:

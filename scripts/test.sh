@@ -44,8 +44,10 @@ ensure_chromium() {
   command -v chromium >/dev/null && return
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing chromium (apt) for the dashboard browser test"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends chromium fonts-liberation >/dev/null
+    # A failed install costs the browser test only (it skips, saying why), not the run.
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends chromium fonts-liberation >/dev/null; } ||
+      echo "test.sh: apt could not install chromium; the dashboard browser test will skip" >&2
   else
     echo "test.sh: chromium is missing and cannot be installed here (needs root and apt-get);" \
       "the dashboard browser test will skip" >&2
@@ -57,7 +59,7 @@ stage_kilted() {
   ensure_chromium
   # Lint first (well under a second): ruff.toml, 99 columns as ament_flake8, complexity <= 15.
   .venv/bin/ruff check .
-  .venv/bin/python -m pytest -q -ra "$@" tests
+  .venv/bin/python -m pytest -q -ra --durations=15 "$@" tests
 }
 
 stage_jazzy() {

@@ -53,9 +53,10 @@ def test_live_dashboard_shows_the_running_graph(graph_client, log_dir):
                 value_pub.publish(Float32(data=0.75))
                 latency_pub.publish(String(data=json.dumps({'model_s': 0.3})))
                 state = json.load(urllib.request.urlopen(url + 'api/state', timeout=5))
+                # Each topic is discovered on its own: wait until every one has arrived.
                 if (all(state['robot_known'].values()) and state['chunks']
                         and set(names.CAMERAS) <= set(state['frames'])
-                        and state['diagnostics']):
+                        and state['diagnostics'] and state['value'] and state['latency']):
                     break
                 time.sleep(0.5)
             processes.check_alive()

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cosmos_policy_ros.model.diffusion import Conditioning
 from cosmos_policy_ros.runtime.onnx_export import load_manifest
-from cosmos_policy_ros.runtime.parts import EagerParts
+from cosmos_policy_ros.runtime.parts import ExportedParts
 
 
 def _providers(device: torch.device) -> list[str]:
@@ -48,14 +47,13 @@ def optimize_model(onnx_path: Path, target: Path, device: torch.device) -> None:
         raise RuntimeError(f'onnxruntime did not write the optimised model {target}')
 
 
-class OrtParts(EagerParts):
+class OrtParts(ExportedParts):
     name = 'onnxruntime'
 
     def __init__(self, directory: Path, policy, suffix: str = '.ort.onnx'):
         import onnxruntime
-        super().__init__(policy.dit, policy.vae)
+        super().__init__(policy, load_manifest(Path(directory) / 'onnx')['parts'])
         self.device = policy.device
-        self.specs = load_manifest(Path(directory) / 'onnx')['parts']
         self.sessions = {
             name: onnxruntime.InferenceSession(str(Path(directory) / f'{name}{suffix}'),
                                                _options(), providers=_providers(self.device))
@@ -66,25 +64,3 @@ class OrtParts(EagerParts):
                  for key, tensor in zip(self.specs[name]['inputs'], tensors)}
         out = self.sessions[name].run(None, feeds)[0]
         return torch.from_numpy(np.ascontiguousarray(out)).to(self.device)
-
-    def _exported(self, name: str, tensor: torch.Tensor) -> bool:
-        if name not in self.specs:
-            return False
-        shape = next(iter(self.specs[name]['inputs'].values()))
-        return list(tensor.shape[1:]) == shape[1:]
-
-    def denoise(self, x_sigma, sigma_B, condition: Conditioning):
-        if 'denoise' not in self.specs:
-            return super().denoise(x_sigma, sigma_B, condition)
-        return self._run('denoise', x_sigma, sigma_B, condition.gt_B_C_T_H_W,
-                         condition.mask_B_T, condition.crossattn_emb_B_N_D)
-
-    def encode(self, video):
-        if not self._exported('vae_encoder', video):
-            return super().encode(video)
-        return self._run('vae_encoder', video)
-
-    def decode(self, latent):
-        if not self._exported('vae_decoder', latent):
-            return super().decode(latent)
-        return self._run('vae_decoder', latent)

@@ -46,6 +46,41 @@ class EagerParts:
         return self.vae.decode(latent.to(self.vae.dtype)).float()
 
 
+class ExportedParts(EagerParts):
+    """Parts whose exported graphs run outside PyTorch (onnxruntime, TensorRT). A part that
+    was not built, or a shape it was not exported for (the full-video encode behind
+    decode_future), runs in the eager modules. Subclasses run one built graph in `_run`."""
+
+    def __init__(self, policy, specs: dict):
+        super().__init__(policy.dit, policy.vae)
+        self.specs = specs                   # part -> {'inputs': {name: shape}, 'output': ...}
+
+    def _run(self, name: str, *tensors: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _exported(self, name: str, tensor: torch.Tensor) -> bool:
+        if name not in self.specs:
+            return False
+        shape = next(iter(self.specs[name]['inputs'].values()))
+        return list(tensor.shape[1:]) == shape[1:]
+
+    def denoise(self, x_sigma, sigma_B, condition: Conditioning):
+        if 'denoise' not in self.specs:
+            return super().denoise(x_sigma, sigma_B, condition)
+        return self._run('denoise', x_sigma, sigma_B, condition.gt_B_C_T_H_W,
+                         condition.mask_B_T.float(), condition.crossattn_emb_B_N_D)
+
+    def encode(self, video):
+        if not self._exported('vae_encoder', video):
+            return super().encode(video)
+        return self._run('vae_encoder', video)
+
+    def decode(self, latent):
+        if not self._exported('vae_decoder', latent):
+            return super().decode(latent)
+        return self._run('vae_decoder', latent)
+
+
 class CompiledParts(EagerParts):
     """torch.compile'd modules; the first call of each shape compiles (minutes for 2b)."""
     name = 'compile'

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from cosmos_policy_ros.model.diffusion import Conditioning
 from cosmos_policy_ros.runtime.onnx_export import load_manifest
-from cosmos_policy_ros.runtime.parts import EagerParts, RuntimeUnavailable
+from cosmos_policy_ros.runtime.parts import ExportedParts, RuntimeUnavailable
 
 WORKSPACE_BYTES = 8 << 30
 
@@ -112,37 +111,15 @@ def _torch_dtype(trt_dtype, trt) -> torch.dtype:
             trt.bool: torch.bool}[trt_dtype]
 
 
-class TensorRTParts(EagerParts):
+class TensorRTParts(ExportedParts):
     name = 'tensorrt'
 
     def __init__(self, directory: Path, policy):
-        super().__init__(policy.dit, policy.vae)
-        specs = load_manifest(Path(directory) / 'onnx')['parts']
+        super().__init__(policy, load_manifest(Path(directory) / 'onnx')['parts'])
         max_batch = json.loads((Path(directory) / 'key.json').read_text())['max_batch']
-        self.specs = specs
         self.engines = {name: _Engine(Path(directory) / f'{name}.engine',
                                       list(spec['inputs']), spec['output'], max_batch)
-                        for name, spec in specs.items()}
+                        for name, spec in self.specs.items()}
 
-    def _exported(self, name: str, tensor: torch.Tensor) -> bool:
-        if name not in self.specs:
-            return False
-        shape = next(iter(self.specs[name]['inputs'].values()))
-        return list(tensor.shape[1:]) == shape[1:]
-
-    def denoise(self, x_sigma, sigma_B, condition: Conditioning):
-        if 'denoise' not in self.engines:
-            return super().denoise(x_sigma, sigma_B, condition)
-        return self.engines['denoise'](x_sigma, sigma_B, condition.gt_B_C_T_H_W,
-                                       condition.mask_B_T.float(),
-                                       condition.crossattn_emb_B_N_D)
-
-    def encode(self, video):
-        if not self._exported('vae_encoder', video):
-            return super().encode(video)
-        return self.engines['vae_encoder'](video)
-
-    def decode(self, latent):
-        if not self._exported('vae_decoder', latent):
-            return super().decode(latent)
-        return self.engines['vae_decoder'](latent)
+    def _run(self, name: str, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.engines[name](*tensors)

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import yaml
+from polling import eventually
 
 from cosmos_policy_ros.calibration import CalibrationError, load_calibration
 from cosmos_policy_ros.hardware.cameras import (
@@ -112,7 +113,7 @@ def test_reconnects_after_the_file_vanishes_and_returns(video, tmp_path):
                       reconnect_backoff_max_s=0.2) as camera:
         camera.async_read(timeout=2.0)
         os.rename(video, hidden)                   # "unplug": reopening at the loop end fails
-        assert wait_until(lambda: not camera.stats().connected, 5.0)
+        assert eventually(lambda: not camera.stats().connected, 5.0, period=0.02)
         stats = camera.stats()
         assert 'not found' in stats.last_error and str(video) in stats.last_error
         time.sleep(0.2)
@@ -121,7 +122,7 @@ def test_reconnects_after_the_file_vanishes_and_returns(video, tmp_path):
         frames_while_gone = camera.async_read(timeout=0.5).index   # take the last old frame
         assert frames_while_gone == camera.stats().frames
         os.rename(hidden, video)                   # "plug back in"
-        assert wait_until(lambda: camera.stats().reconnects == 1, 5.0)
+        assert eventually(lambda: camera.stats().reconnects == 1, 5.0, period=0.02)
         fresh = camera.async_read(timeout=2.0)
         assert fresh.index > frames_while_gone
         assert camera.read_latest(max_age=0.5).index >= fresh.index
@@ -229,15 +230,6 @@ def test_load_calibration_rejects_an_unknown_camera_key(tmp_path):
     with pytest.raises(CalibrationError, match=r"bad\.yaml: cameras\.cam_high: unknown key "
                                                r"'resolution'; allowed keys"):
         load_calibration(str(tmp_path / 'bad.yaml'))
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_node_parameters_choose_backend_or_calibration_entry(tmp_path):

@@ -6,17 +6,11 @@ import time
 
 import pytest
 from dynamixel_sdk import COMM_SUCCESS, PortHandler, Protocol2PacketHandler
+from polling import eventually
 
 from cosmos_policy_ros.hardware.dynamixel import protocol as P
 from cosmos_policy_ros.hardware.dynamixel.bus import DynamixelBus, MotorInstructionError
 from cosmos_policy_ros.hardware.dynamixel.emulator import DynamixelEmulator
-
-
-def eventually(predicate, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """Protocol 2.0 framing, and the real dynamixel-sdk against the emulated bus."""
-import time
 
 import pytest
 from dynamixel_sdk import (
@@ -10,20 +9,13 @@ from dynamixel_sdk import (
     PortHandler,
     Protocol2PacketHandler,
 )
+from polling import eventually
 
 from cosmos_policy_ros.hardware.dynamixel import protocol as P
 from cosmos_policy_ros.hardware.dynamixel.bus import DynamixelBus
 
 # FF FF FD FF little-endian: a negative goal in extended position mode.
 HEADER_LIKE_GOAL = -131073
-
-
-def eventually(predicate, timeout: float = 2.0) -> bool:
-    """Sync write has no status packet: wait for the emulator to apply it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.005)
-    return predicate()
 
 
 def test_crc_matches_the_sdk_and_the_emanual_example():

@@ -3,7 +3,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+
+from polling import eventually
 
 from cosmos_policy_ros.rosenv import loopback_env
 
@@ -26,23 +27,18 @@ def gone(pid: int) -> bool:
         return True
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_a_node_exits_when_its_launcher_is_killed(tmp_path):
     log = tmp_path / 'teleop.log'
     launcher = subprocess.Popen([sys.executable, '-c', LAUNCHER, str(log)],
                                 stdout=subprocess.PIPE, env=loopback_env())
     node_pid = int(launcher.stdout.readline())
     try:
-        assert wait_for(lambda: b'teleop at' in log.read_bytes(), 60), log.read_text()
+        started = eventually(lambda: b'teleop at' in log.read_bytes(), 60, period=0.1)
+        assert started, log.read_text()
         launcher.send_signal(signal.SIGKILL)
         launcher.wait()
-        assert wait_for(lambda: gone(node_pid), 10), 'the orphaned node is still running'
+        exited = eventually(lambda: gone(node_pid), 10, period=0.1)
+        assert exited, 'the orphaned node is still running'
         assert 'launcher' in log.read_text() and 'is gone' in log.read_text()
     finally:
         if not gone(node_pid):

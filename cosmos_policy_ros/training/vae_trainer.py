@@ -26,6 +26,7 @@ from cosmos_policy_ros.model.vae import WanVAE
 from cosmos_policy_ros.training import checkpoints
 from cosmos_policy_ros.training.augment import AugmentConfig, augmented_view
 from cosmos_policy_ros.training.build import resolve_preset
+from cosmos_policy_ros.training.color_balance import color_weights, pixel_weights
 from cosmos_policy_ros.training.config import (
     CheckpointConfig,
     DataConfig,
@@ -56,6 +57,11 @@ class VaeTrainConfig:
     posterior: str = 'mean'             # mean: z = mu (+ l2 on mu); sample: z ~ N(mu, var)
     kl_weight: float = 1e-4             # weight of the KL (sample) or of mean(mu^2) (mean)
     l2_weight: float = 1.0
+    init: str = ''                      # '' scratch | a train-vae checkpoint to start from
+    color_balance: float = 0.0          # power of the inverse colour frequency weighting of the
+    #                                     reconstruction loss (training.color_balance); 0 = off
+    color_weight_max: float = 20.0
+    color_frames: int = 2000            # training frames the colour frequencies come from
     val_every: int = 250
     val_images: int = 32
     data: DataConfig = field(default_factory=DataConfig)
@@ -106,12 +112,33 @@ class VaeTrainer:
             torch.manual_seed(config.optim.seed)
             self.vae = WanVAE(self.preset.vae).to(self.device)
         self.frames = FrameStore(self.preset.image_size, config.data.cameras, keep=10 ** 6)
+        if config.init:
+            self._load_init(config.init)
+        self.color_table = self._color_table() if config.color_balance > 0 else None
         self.optimizer = make_optimizer(self.vae.parameters(), config.optim)
         self.step = 0
         self.best = math.inf
         if resume:
             self._resume()
         self._stop = False
+
+    def _load_init(self, source: str) -> None:
+        from cosmos_policy_ros.model.checkpoint import load_checkpoint
+        loaded = load_checkpoint(Path(source))
+        if 'vae' not in loaded.states:
+            raise ConfigError(f'train-vae config init: {source} has no vae module (modules: '
+                              f'{sorted(loaded.states)}); point it at a train-vae output')
+        self.vae.load_state_dict(loaded.states['vae'])
+
+    def _color_table(self) -> torch.Tensor:
+        """Colour weights from a seeded sample of training frames (all cameras)."""
+        rng = np.random.default_rng([self.config.optim.seed, 7])
+        episodes = self.split.train
+        picks = [episodes[i] for i in rng.permutation(len(episodes))[:16]]
+        frames = np.concatenate([np.concatenate(list(self.frames(e).values())) for e in picks])
+        frames = frames[rng.permutation(len(frames))[:self.config.color_frames]]
+        return torch.from_numpy(color_weights(frames, self.config.color_balance,
+                                              self.config.color_weight_max))
 
     def clip(self, rng: np.random.Generator, episodes) -> np.ndarray:
         """(1 + 4 * groups, S, S, 3) uint8: a blank, then groups of a repeated image."""
@@ -149,9 +176,15 @@ class VaeTrainer:
         else:       # a plain autoencoder: unit-scale posterior noise swamps an untrained mu
             z, kl = mu, (mu ** 2).mean()
         recon = self.vae.decode_mu(z)
-        l1 = (recon - video).abs().mean()
-        l2 = ((recon - video) ** 2).mean()
+        weights = self._weights(video)
+        l1 = (weights * (recon - video).abs()).mean() / weights.mean()
+        l2 = (weights * (recon - video) ** 2).mean() / weights.mean()
         return l1 + self.config.l2_weight * l2 + self.config.kl_weight * kl, l1, l2, kl
+
+    def _weights(self, video: torch.Tensor) -> torch.Tensor:
+        if self.color_table is None:
+            return torch.ones_like(video[:, :1])
+        return pixel_weights(video, self.color_table)
 
     def _moments(self, video: torch.Tensor) -> torch.Tensor:
         """Posterior mean and log-variance, chunk by chunk as WanVAE.encode_mu does."""
@@ -189,9 +222,14 @@ class VaeTrainer:
         video = self.batch(10 ** 9, episodes, self.config.val_images // (
             self.config.groups + 1) or 1).to(self.device)
         recon = self.vae.decode_mu(self.vae.encode_mu(video)).clamp(-1, 1)
-        mse = float(((recon - video) ** 2).mean())
+        squared = ((recon - video) ** 2).mean(1, keepdim=True)
+        mse = float(squared.mean())
         self._save_grid(video, recon)
-        return {'psnr_db': 10 * math.log10(4.0 / max(mse, 1e-12)), 'mse': mse}
+        metrics = {'psnr_db': _psnr(mse), 'mse': mse}
+        if self.color_table is not None:     # the pixels the weighting is for (the cube)
+            rare = self._weights(video) >= self.config.color_weight_max / 2
+            metrics['psnr_rare_db'] = _psnr(float(squared[rare].mean())) if rare.any() else 0.0
+        return metrics
 
     def _save_grid(self, video: torch.Tensor, recon: torch.Tensor) -> None:
         from PIL import Image
@@ -224,6 +262,8 @@ class VaeTrainer:
                                       latent_std=tuple(std))
         preset = dataclasses.replace(self.preset, vae=vae_cfg)
         extra = {'kind': 'vae', 'step': self.step, 'train_config': config_to_dict(self.config),
+                 'color_weights': None if self.color_table is None else
+                 self.color_table.tolist(),
                  'train_episodes': [str(e.path) for e in self.split.train],
                  'val_episodes': [str(e.path) for e in self.split.val]}
         state = {'step': self.step, 'optimizer': self.optimizer.state_dict(),
@@ -291,10 +331,20 @@ class VaeTrainer:
             axes[0].plot(steps, smooth(values), label=key)
         axes[0].set(yscale='log', title='reconstruction loss', xlabel='step')
         axes[0].legend()
-        axes[1].plot([int(r['step']) for r in val_rows],
-                     [float(r['psnr_db']) for r in val_rows], marker='o')
+        val_steps = [int(r['step']) for r in val_rows]
+        axes[1].plot(val_steps, [float(r['psnr_db']) for r in val_rows], marker='o',
+                     label='all pixels')
+        if val_rows and val_rows[-1].get('psnr_rare_db') not in (None, ''):
+            axes[1].plot(val_steps, [float(r.get('psnr_rare_db') or 'nan') for r in val_rows],
+                         marker='s', label='rare colours')
+            axes[1].legend()
         axes[1].set(title='held-out PSNR [dB]', xlabel='step')
         fig.tight_layout()
         fig.savefig(self.run / 'learning_curves.png', dpi=100)
         plt.close(fig)
 
+
+
+def _psnr(mse: float) -> float:
+    """Model range [-1, 1]: peak-to-peak 2, so PSNR = 10 log10(4 / mse)."""
+    return 10 * math.log10(4.0 / max(mse, 1e-12))

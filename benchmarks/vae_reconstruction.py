@@ -3,8 +3,8 @@
 Resets the ROS-free sim at each seed, renders the three cameras, and passes each image through
 each checkpoint's VAE as the policy encodes it (a blank frame, then the image repeated 4 times:
 the causal group path). Prints PSNR over all pixels and over the cube's pixels (red: R > 150,
-G and B < 80), writes a PNG grid (rows: seed x camera; columns: input, then one per checkpoint)
-and --out JSON.
+G and B < 80), writes a PNG grid (rows: seed x camera; columns: per checkpoint, its input (after
+its preset's camera crop) and its reconstruction) and --out JSON.
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/vae_reconstruction.py \\
         --checkpoints sim_transfer_cube runs/train/sim_transfer_cube_v4/best --seeds 2000 2001
@@ -59,12 +59,13 @@ def main() -> None:
             sim.reset(seed)
             images = sim.render(names.CAMERAS)
             for camera in names.CAMERAS:
-                image = preprocess_image(images[camera], camera, size, test_time_crop=False)
-                cube = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
-                row = [image]
+                row = []
                 for name, policy in zip(args.checkpoints, policies):
+                    image = preprocess_image(images[camera], camera, size, test_time_crop=False,
+                                             crop=policy.preset.camera_crops.get(camera))
+                    cube = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
                     out = reconstruct(policy, image)
-                    row.append(out)
+                    row += [image, out]
                     table[name]['psnr_db'].append(psnr(image, out))
                     if cube.any():
                         table[name]['cube_psnr_db'].append(psnr(image[cube], out[cube]))

@@ -150,8 +150,15 @@ class ModelPreset:
     text_dim: int | None = None  # None -> dit.crossattn_emb_channels
     text_tokens: int = 512
     text_encoder: str = 't5'
+    # camera -> (top, left, height, width) as fractions of the camera frame: the region kept
+    # before the resize to image_size (preprocess.crop_fraction). Empty: the whole frame, as
+    # the released model. Lets a small image_size spend its pixels on the workspace.
+    camera_crops: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
+        object.__setattr__(self, 'camera_crops', {
+            str(camera): _crop_box(self.name, camera, box)
+            for camera, box in dict(self.camera_crops or {}).items()})
         if self.text_dim is None:
             object.__setattr__(self, 'text_dim', self.dit.crossattn_emb_channels)
         _positive_ints(self, ('image_size', 'text_dim', 'text_tokens'))
@@ -175,6 +182,19 @@ class ModelPreset:
     @property
     def latent_size(self) -> int:
         return self.image_size // self.vae.spatial_compression
+
+
+def _crop_box(preset: str, camera, box) -> tuple[float, float, float, float]:
+    where = f'preset {preset!r}: camera_crops.{camera}'
+    _require(isinstance(box, (list, tuple)) and len(box) == 4
+             and all(isinstance(v, (int, float)) for v in box),
+             f'{where} must be [top, left, height, width] (fractions of the frame), got {box!r}')
+    top, left, height, width = (float(v) for v in box)
+    _require(0 <= top < 1 and 0 <= left < 1 and height > 0 and width > 0
+             and top + height <= 1 + 1e-9 and left + width <= 1 + 1e-9,
+             f'{where} = {list(box)} leaves the frame: need 0 <= top, left; height, width > 0; '
+             'top + height <= 1 and left + width <= 1')
+    return top, left, height, width
 
 
 def build_config(cls, data: Any, where: str):
@@ -213,6 +233,7 @@ def preset_to_dict(preset: ModelPreset) -> dict:
     data = dataclasses.asdict(preset)
     for key in ('dim_mult', 'temperal_downsample', 'latent_mean', 'latent_std'):
         data['vae'][key] = list(data['vae'][key])
+    data['camera_crops'] = {camera: list(box) for camera, box in preset.camera_crops.items()}
     return data
 
 

@@ -184,8 +184,9 @@ class CosmosPolicy:
                     if camera not in obs.images:
                         raise PolicyInputError(f'observation {i}: missing camera {camera!r}; '
                                                f'got {sorted(obs.images)}, need {list(cameras)}')
-                    frames.append(preprocess_image(obs.images[camera], camera, size,
-                                                   test_time_crop=self.test_time_crop))
+                    frames.append(preprocess_image(
+                        obs.images[camera], camera, size, test_time_crop=self.test_time_crop,
+                        crop=self.preset.camera_crops.get(camera)))
                 images[camera] = to_model_tensor(np.stack(frames)).to(self.device)
             proprio = np.stack([self._check_proprio(obs.proprio, i)
                                 for i, obs in enumerate(observations)])

@@ -1,8 +1,9 @@
 """Camera images -> model images, as the released client and server do (§3, §8).
 
-Raw H x W x 3 uint8 RGB (480x640 on ALOHA) -> 256x256 PIL bicubic (client) -> model size
-PIL default (bicubic) resize (server) -> optional test-time 90 %-area centre crop resized back
-with antialiased bilinear (the training augmentation's deterministic counterpart).
+Raw H x W x 3 uint8 RGB (480x640 on ALOHA) -> [a preset's workspace crop, our addition; none
+for the released model] -> 256x256 PIL bicubic (client) -> model size PIL default (bicubic)
+resize (server) -> optional test-time 90 %-area centre crop resized back with antialiased
+bilinear (the training augmentation's deterministic counterpart).
 """
 import math
 
@@ -51,13 +52,26 @@ def center_crop_resize(image: np.ndarray, area: float = CROP_AREA) -> np.ndarray
     return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def crop_fraction(image: np.ndarray, box) -> np.ndarray:
+    """The (top, left, height, width) fraction of the frame (ModelPreset.camera_crops). The
+    box is in fractions, so it selects the same scene region of the raw frame and of the
+    client's 256x256 resize of it."""
+    top, left, height, width = box
+    rows, cols = image.shape[:2]
+    r0, c0 = round(top * rows), round(left * cols)
+    r1, c1 = max(r0 + 1, round((top + height) * rows)), max(c0 + 1, round((left + width) * cols))
+    return np.ascontiguousarray(image[r0:r1, c0:c1])
+
+
 def preprocess_image(image: np.ndarray, camera: str, image_size: int = 224,
                      raw_hw: tuple[int, int] = (IMAGE_HEIGHT, IMAGE_WIDTH),
-                     test_time_crop: bool = True) -> np.ndarray:
+                     test_time_crop: bool = True, crop=None) -> np.ndarray:
     """One camera image -> image_size x image_size x 3 uint8 for the model.
 
     Accepted sizes: the raw camera size (raw_hw), the client's 256x256, or already the model
-    size; anything else is a misconfigured camera and raises.
+    size; anything else is a misconfigured camera and raises. crop: the preset's workspace box
+    for this camera (or None), applied to raw and 256x256 images; an image already at the
+    model size is taken as preprocessed, crop included.
     """
     image = check_image(image, camera)
     accepted = {tuple(raw_hw), (CLIENT_SIZE, CLIENT_SIZE), (image_size, image_size)}
@@ -66,7 +80,9 @@ def preprocess_image(image: np.ndarray, camera: str, image_size: int = 224,
                                f'image; expected one of {sorted(accepted)} (HxW); check the '
                                'camera resolution setting')
     if image.shape[:2] != (image_size, image_size):
-        if image.shape[:2] != (CLIENT_SIZE, CLIENT_SIZE):
+        if crop is not None:
+            image = resize(crop_fraction(image, crop), CLIENT_SIZE)
+        elif image.shape[:2] != (CLIENT_SIZE, CLIENT_SIZE):
             image = resize(image, CLIENT_SIZE)
         image = resize(image, image_size)
     if test_time_crop:

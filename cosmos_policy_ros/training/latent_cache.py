@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +67,13 @@ class CacheKey:
     layout: str
     cameras: tuple
     version: int = CACHE_VERSION
+    camera_crops: dict = field(default_factory=dict, hash=False)
 
     def digest(self) -> str:
-        return _digest(json.dumps(asdict(self), sort_keys=True, default=list))[:20]
+        fields = asdict(self)
+        if not fields['camera_crops']:     # keeps the digests of caches built before crops
+            del fields['camera_crops']
+        return _digest(json.dumps(fields, sort_keys=True, default=list))[:20]
 
 
 def image_roles(layout: L.LatentLayout) -> list[int]:
@@ -79,10 +83,12 @@ def image_roles(layout: L.LatentLayout) -> list[int]:
 
 class FrameStore:
     """Episode frames at the model size (before augmentation), {camera: (T, S, S, 3) uint8},
-    decoded and resized once per episode and kept for the `keep` most recent episodes."""
+    decoded, cropped (the preset's camera_crops) and resized once per episode and kept for the
+    `keep` most recent episodes."""
 
-    def __init__(self, image_size: int, cameras, keep: int = 8):
+    def __init__(self, image_size: int, cameras, keep: int = 8, crops: dict | None = None):
         self.size, self.cameras, self.keep = image_size, sorted(set(cameras)), keep
+        self.crops = dict(crops or {})
         self._frames: OrderedDict = OrderedDict()     # episode fingerprint -> {camera: frames}
 
     def __call__(self, episode: Episode) -> dict:
@@ -90,7 +96,8 @@ class FrameStore:
         if key not in self._frames:
             self._frames[key] = {
                 camera: np.stack([preprocess_image(image, camera, self.size,
-                                                   raw_hw=image.shape[:2], test_time_crop=False)
+                                                   raw_hw=image.shape[:2], test_time_crop=False,
+                                                   crop=self.crops.get(camera))
                                   for image in episode.images(camera, range(episode.length))])
                 for camera in self.cameras}
             while len(self._frames) > self.keep:
@@ -103,12 +110,12 @@ class SampleEncoder:
     """(episode, t, draw) -> the sample's camera latent frames, batched through the VAE."""
 
     def __init__(self, vae, layout: L.LatentLayout, image_size: int, augment: AugmentConfig,
-                 device: str = 'cpu', frames_in_memory: int = 8):
+                 device: str = 'cpu', frames_in_memory: int = 8, crops: dict | None = None):
         self.vae, self.layout, self.size, self.augment = vae, layout, image_size, augment
         self.device = torch.device(device)
         self.roles = image_roles(layout)
         self.cameras = tuple(layout.cameras[layout.roles[i]] for i in self.roles)
-        self.episode_frames = FrameStore(image_size, self.cameras, frames_in_memory)
+        self.episode_frames = FrameStore(image_size, self.cameras, frames_in_memory, crops)
 
     def _sample_images(self, episode: Episode, frames: dict, t: int, draw: int) -> np.ndarray:
         future = future_index(t, episode.length)

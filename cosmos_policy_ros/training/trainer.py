@@ -138,14 +138,15 @@ class Trainer:
     def _latent_source(self):
         config = self.config
         encoder = SampleEncoder(self.vae, self.layout, self.preset.image_size, config.augment,
-                                device=str(self.device))
+                                device=str(self.device), crops=self.preset.camera_crops)
         if not config.cache.enabled:
             return EncodedLatents(encoder)
         key = CacheKey(vae_hash=state_hash(self.vae), vae_config=repr(self.preset.vae),
                        image_size=self.preset.image_size,
                        augment=json.loads(json.dumps(vars(config.augment), default=list)),
                        draws=config.cache.draws, layout=self.layout.name,
-                       cameras=tuple(config.data.cameras))
+                       cameras=tuple(config.data.cameras),
+                       camera_crops=self.preset.camera_crops)
         cache = LatentCache(config.cache.dir, key, encoder, config.cache.batch_size)
         episodes = self.data.split.train + self.data.split.val
         if self.world.main:

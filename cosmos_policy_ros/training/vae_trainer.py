@@ -111,7 +111,8 @@ class VaeTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.optim.seed)
             self.vae = WanVAE(self.preset.vae).to(self.device)
-        self.frames = FrameStore(self.preset.image_size, config.data.cameras, keep=10 ** 6)
+        self.frames = FrameStore(self.preset.image_size, config.data.cameras, keep=10 ** 6,
+                                 crops=self.preset.camera_crops)
         if config.init:
             self._load_init(config.init)
         self.color_table = self._color_table() if config.color_balance > 0 else None

@@ -51,7 +51,6 @@ def main() -> None:
     from cosmos_policy_ros.model.policy import CosmosPolicy
     from cosmos_policy_ros.sim.aloha_sim import AlohaSim
     policies = [CosmosPolicy.from_config(checkpoint=c) for c in args.checkpoints]
-    size = policies[0].preset.image_size
     sim = AlohaSim(args.task, load_calibration('aloha_sim'))
     rows, table = [], {c: {'psnr_db': [], 'cube_psnr_db': []} for c in args.checkpoints}
     try:
@@ -61,7 +60,8 @@ def main() -> None:
             for camera in names.CAMERAS:
                 row = []
                 for name, policy in zip(args.checkpoints, policies):
-                    image = preprocess_image(images[camera], camera, size, test_time_crop=False,
+                    image = preprocess_image(images[camera], camera, policy.preset.image_size,
+                                             test_time_crop=False,
                                              crop=policy.preset.camera_crops.get(camera))
                     cube = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
                     out = reconstruct(policy, image)

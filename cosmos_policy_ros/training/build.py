@@ -37,15 +37,16 @@ def _differences(a, b, prefix: str = '') -> list[str]:
 
 
 def load_vae(source: str, preset: ModelPreset, allow_random: bool,
-             seed: int = 0) -> tuple[ModelPreset, WanVAE]:
+             seed: int = 0, field: str = 'vae') -> tuple[ModelPreset, WanVAE]:
     """(preset with the VAE's config, frozen VAE). source: our checkpoint directory with a
     'vae' module (train-vae writes one; its latent statistics come along), a Wan2.1
-    tokenizer.pth, or '' for a seeded random VAE when allowed."""
+    tokenizer.pth, or '' for a seeded random VAE when allowed. field: the config key that
+    named the source, for the errors (train's `vae`, train-vae's `init`)."""
     if not source:
         if not allow_random:
             raise ConfigError(
-                'config vae: is empty; the policy needs trained VAE weights: train them with '
-                '`cosmos-policy-ros train-vae`, pass the Wan2.1 tokenizer.pth, or set '
+                f'config {field}: is empty; the policy needs trained VAE weights: train them '
+                'with `cosmos-policy-ros train-vae`, pass the Wan2.1 tokenizer.pth, or set '
                 'allow_random_vae: true to train on a frozen random encoder')
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -55,19 +56,19 @@ def load_vae(source: str, preset: ModelPreset, allow_random: bool,
     if path.is_dir():
         loaded = load_checkpoint(path)
         if 'vae' not in loaded.states:
-            raise ConfigError(f'config vae: {path} has no vae module (modules: '
+            raise ConfigError(f'config {field}: {path} has no vae module (modules: '
                               f'{sorted(loaded.states)}); point it at a train-vae output')
         structural = [d for d in _differences(loaded.preset.vae, preset.vae)
                       if not d.startswith(('latent_mean', 'latent_std'))]
         if structural:
-            raise ConfigError(f'config vae: {path} was trained with another VAE shape than '
+            raise ConfigError(f'config {field}: {path} was trained with another VAE shape than '
                               f'preset {preset.name!r}: {"; ".join(structural)}; use the same '
                               'preset for train-vae and train')
         preset = dataclasses.replace(preset, vae=loaded.preset.vae)
         return preset, _frozen(loaded.vae.float())
     if path.suffix in ('.pth', '.pt'):
         return preset, _frozen(load_wan_vae(path, preset.vae).float())
-    raise ConfigError(f'config vae: {source!r} is neither a checkpoint directory nor a '
+    raise ConfigError(f'config {field}: {source!r} is neither a checkpoint directory nor a '
                       'tokenizer .pth file')
 
 

@@ -13,10 +13,16 @@ import torch
 BITS = 3                                   # quantisation: 8 levels per channel, 512 colours
 
 
+def _bin(red, green, blue):
+    """0-255 channel values (numpy or torch integers) -> colour bin in [0, 512)."""
+    shift = 8 - BITS
+    return ((red >> shift) << (2 * BITS)) | ((green >> shift) << BITS) | (blue >> shift)
+
+
 def color_index(images_uint8: np.ndarray) -> np.ndarray:
     """(..., 3) uint8 -> (...) colour bin in [0, 512)."""
-    q = (images_uint8 >> (8 - BITS)).astype(np.int64)
-    return (q[..., 0] << (2 * BITS)) | (q[..., 1] << BITS) | q[..., 2]
+    pixels = images_uint8.astype(np.int64)
+    return _bin(pixels[..., 0], pixels[..., 1], pixels[..., 2])
 
 
 def color_weights(images_uint8: np.ndarray, power: float, max_weight: float) -> np.ndarray:
@@ -32,6 +38,5 @@ def color_weights(images_uint8: np.ndarray, power: float, max_weight: float) -> 
 def pixel_weights(video_B_3_T_H_W: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Model-range video ([-1, 1]) -> per-pixel weights (B, 1, T, H, W) from the bin table."""
     pixels = ((video_B_3_T_H_W + 1) * 127.5).round().clamp(0, 255).to(torch.int64)
-    q = pixels >> (8 - BITS)
-    index = (q[:, 0] << (2 * BITS)) | (q[:, 1] << BITS) | q[:, 2]
+    index = _bin(pixels[:, 0], pixels[:, 1], pixels[:, 2])
     return table.to(video_B_3_T_H_W.device)[index].unsqueeze(1)

@@ -25,7 +25,7 @@ from cosmos_policy_ros.model.preprocess import to_model_tensor
 from cosmos_policy_ros.model.vae import WanVAE
 from cosmos_policy_ros.training import checkpoints
 from cosmos_policy_ros.training.augment import AugmentConfig, augmented_view
-from cosmos_policy_ros.training.build import resolve_preset
+from cosmos_policy_ros.training.build import load_vae, resolve_preset
 from cosmos_policy_ros.training.color_balance import color_weights, pixel_weights
 from cosmos_policy_ros.training.config import (
     CheckpointConfig,
@@ -124,12 +124,9 @@ class VaeTrainer:
         self._stop = False
 
     def _load_init(self, source: str) -> None:
-        from cosmos_policy_ros.model.checkpoint import load_checkpoint
-        loaded = load_checkpoint(Path(source))
-        if 'vae' not in loaded.states:
-            raise ConfigError(f'train-vae config init: {source} has no vae module (modules: '
-                              f'{sorted(loaded.states)}); point it at a train-vae output')
-        self.vae.load_state_dict(loaded.states['vae'])
+        """Start from a VAE that train's loader accepts for this preset (shape checked)."""
+        _, start = load_vae(source, self.preset, allow_random=False, field='init')
+        self.vae.load_state_dict(start.state_dict())
 
     def _color_table(self) -> torch.Tensor:
         """Colour weights from a seeded sample of training frames (all cameras)."""
@@ -343,7 +340,6 @@ class VaeTrainer:
         fig.tight_layout()
         fig.savefig(self.run / 'learning_curves.png', dpi=100)
         plt.close(fig)
-
 
 
 def _psnr(mse: float) -> float:

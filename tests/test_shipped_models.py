@@ -22,7 +22,9 @@ def test_shipped_model_folder_is_complete(name):
         assert (folder / file).is_file(), f'models/{name}/{file} is missing'
     assert (folder / 'model.safetensors').stat().st_size <= MAX_BYTES
     config = yaml.safe_load((folder / 'config.yaml').read_text())
-    assert config['preset']['name'] == 'sim' and config['extra']['kind'] == 'cosmos-policy'
+    # A preset shipped beside it (models/<preset>.yaml), not an ad-hoc one.
+    assert share_path('models', f"{config['preset']['name']}.yaml").is_file()
+    assert config['extra']['kind'] == 'cosmos-policy'
     # The model card names where its figures come from.
     card = (folder / 'README.md').read_text()
     assert 'cosmos-policy-ros eval' in card and 'cosmos-policy-ros train' in card

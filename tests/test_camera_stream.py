@@ -19,18 +19,11 @@ from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file
 from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.procs import GraphProcesses
-from cosmos_policy_ros.ros.client import newest_diagnostic_value
 from cosmos_policy_ros.ros.stamps import to_ns
 from cosmos_policy_ros.rosenv import PROFILE_ENV_VARS, profile_variables
 
 FPS = 30.0
 SECONDS = 4.0
-
-
-def published(diagnostics) -> int | None:
-    """The camera node's own count of published frames (its newest diagnostics)."""
-    value = newest_diagnostic_value(diagnostics, 'published')
-    return None if value is None else int(value)
 
 
 def published_counts(diagnostics) -> list[tuple[int, int]]:
@@ -64,7 +57,7 @@ def test_camera_frames_arrive_whole_with_the_profile(tmp_path, graph_client):
     diagnostics = graph_client.subscribe(names.DIAGNOSTICS_TOPIC, DiagnosticArray,
                                          maxlen=100)
     with GraphProcesses([spec], tmp_path / 'logs') as procs:
-        assert graph_client.wait_for(lambda: published(diagnostics) is not None and arrivals,
+        assert graph_client.wait_for(lambda: published_counts(diagnostics) and arrivals,
                                      timeout=60.0), procs.processes[0].log_tail()
         # Read once the node runs (its environment block is fixed at exec).
         node_env = process_environment(procs.processes[0].popen.pid)
@@ -79,8 +72,7 @@ def test_camera_frames_arrive_whole_with_the_profile(tmp_path, graph_client):
         procs.check_alive()
     # Sent and received over the same interval, both on the camera node's clock: between two
     # of its diagnostics arrays, the frames its counter published and the frames that arrived
-    # with a capture stamp in that interval (a frame captured just before the first array but
-    # published after it is counted as sent, not received: at most one per end).
+    # with a capture stamp in that interval.
     counts = published_counts(diagnostics)[settled - 1:]
     (first_ns, first_count), (last_ns, last_count) = counts[0], counts[-1]
     sent = last_count - first_count
@@ -88,5 +80,5 @@ def test_camera_frames_arrive_whole_with_the_profile(tmp_path, graph_client):
     span = (last_ns - first_ns) / 1e9
     assert sent >= 0.5 * FPS * span, f'the camera node published {sent} frames in {span:.1f} s'
     # With the defaults about 40-50 % arrive; allow some loss to a starved CPU at the edges.
-    assert received + 2 >= 0.8 * sent, (f'{received} of {sent} published frames arrived '
-                                        f'({received / span:.1f} frames/s)')
+    assert received >= 0.8 * sent, (f'{received} of {sent} published frames arrived '
+                                    f'({received / span:.1f} frames/s)')

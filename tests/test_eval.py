@@ -73,3 +73,41 @@ def test_outputs_video_summary_and_rollout_files(checkpoint, tmp_path):
     assert rollout.success == saved['per_episode'][0]['success']
     assert rollout.instruction == 'transfer the red cube to the other arm'
     assert rollout.images('cam_high', [0, 9]).shape == (2, 480, 640, 3)
+
+
+def test_sparse_rollout_renders_every_kth_tick_and_reads_back(checkpoint, tmp_path):
+    """--rollout-frame-stride: frames at every k-th tick and the horizon's last, the video
+    still at every tick, joints and actions at every tick; only steps whose frame and future
+    frame exist are samples."""
+    import h5py
+    config = EvalConfig(checkpoint=checkpoint, episodes=1, seed=1002, num_steps=1,
+                        horizon_s=2.4, videos=1, out=str(tmp_path / 'out'),
+                        rollouts=str(tmp_path / 'rollouts'), rollout_frame_stride=10,
+                        threads=1)
+    outputs = Outputs(config, 'in-process')
+    [result] = run_in_process(config, outputs.episode)
+    outputs.finish()
+    path = Path(config.rollouts) / 'rollout_seed1002.hdf5'
+    with h5py.File(path, 'r') as f:                     # the file as written, read directly
+        assert f['frame_steps'][()].tolist() == [0, 10, 20, 30, 40, 50, 59]
+        lengths = [len(row) for row in f['primary_images_jpeg'][()]]
+        assert f['action'].shape == (60, 14) and len(lengths) == 60
+        assert [i for i, n in enumerate(lengths) if n] == [0, 10, 20, 30, 40, 50, 59]
+        assert f.attrs['max_reward'] == result.max_reward
+        assert f.attrs['success_score'] == float(result.success)
+    video = cv2.VideoCapture(str(tmp_path / 'out' / 'episode_000.mp4'))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    rollout = read_episode(path)
+    assert rollout.frame_steps.tolist() == [0, 10, 20, 30, 40, 50, 59]
+    # Futures are min(t + 50, 59): every rendered step's future (50 or 59) is rendered too.
+    assert rollout.sample_steps.tolist() == [0, 10, 20, 30, 40, 50, 59]
+    assert rollout.images('cam_left_wrist', [10, 59]).shape == (2, 480, 640, 3)
+    with pytest.raises(ValueError, match=r'has no frame .*frame_steps'):
+        rollout.images('cam_high', [5])
+
+
+def test_rollout_frame_stride_needs_the_in_process_loop(capsys):
+    from cosmos_policy_ros.cli import main
+    assert main(['eval', '--checkpoint', 'sim_aloha', '--rollouts', '/nonexistent',
+                 '--rollout-frame-stride', '10']) == 2
+    assert '--rollout-frame-stride > 1 needs --no-ros' in capsys.readouterr().out

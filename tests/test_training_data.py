@@ -36,6 +36,7 @@ from cosmos_policy_ros.training.dataset import (
     load_episodes,
     split_episodes,
     statistics_of,
+    validation_rows,
 )
 from cosmos_policy_ros.training.episodes import (
     EpisodeError,
@@ -160,16 +161,20 @@ def write_preprocessed(directory, index=0, length=12, cameras=CAMERAS, shape=(H,
 
 
 def write_rollout(path, length=12, success=True, score=1.0, cameras=CAMERAS, shape=(H, W),
-                  offset=0.0):
-    """Reference rollout file: attrs + top-level variable-length JPEG datasets."""
+                  offset=0.0, frame_steps=None):
+    """Reference rollout file: attrs + top-level variable-length JPEG datasets; with
+    frame_steps, frames at those steps only and /frame_steps (our sparse extension)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, 'w') as f:
         _joints(f, length, offset, None, None)
+        if frame_steps is not None:
+            f['frame_steps'] = np.asarray(frame_steps, np.int32)
         for camera in cameras:
             data = f.create_dataset(ROLLOUT_KEYS[camera], (length,),
                                     dtype=h5py.vlen_dtype(np.uint8))
             for t, image in enumerate(frames(camera, length, shape)):
-                data[t] = jpeg(image)
+                if frame_steps is None or t in frame_steps:
+                    data[t] = jpeg(image)
         f.attrs.update({'success': success, 'success_score': score,
                         'policy_name': 'cosmos_policy', 'task_description': 'fold the towel'})
     return path
@@ -575,6 +580,47 @@ def test_latent_cache_build_resume_and_errors(tmp_path):
     with pytest.raises(CacheError, match=re.escape(f'{shard}: shape (2, 2, 6, 16, 4, 4) does '
                                                    'not match (5, 2, 6)')):
         cache.load(episodes[0])
+
+
+def test_sparse_rollouts_sample_and_cache_only_steps_with_both_frames(tmp_path):
+    """A rollout rendered at some steps: t is a sample only if frames exist at t and at its
+    future index min(t + 50, T - 1); the mix draws and the cache encodes just those."""
+    size, length = 32, 60
+    steps = [0, 5, 10, 55, 59]          # futures: 0->50 (none), 5->55, 10/55/59->59
+    sparse = read_episode(write_rollout(tmp_path / 'r' / 'rollout_0.hdf5', length, False, 0.0,
+                                        frame_steps=steps))
+    assert sparse.frame_steps.tolist() == steps
+    assert sparse.sample_steps.tolist() == [5, 10, 55, 59]
+    check_frames(sparse, 'cam_high', [5, 59], tolerance=6)
+    with pytest.raises(EpisodeError, match=r'\[50\] has no frame'):
+        sparse.images('cam_high', [50])
+    demo = read_episode(write_raw(tmp_path / 'd' / 'episode_0.hdf5', 3))
+    assert demo.frame_steps is None and demo.sample_steps.tolist() == [0, 1, 2]
+    mix = SampleMix([demo, sparse], MixConfig(demo_sampling_prob=0.1,
+                                              demos_as_success_rollouts=True))
+    draws = mix.draw(np.random.default_rng(0), 2000)
+    assert {t for e, t, _ in draws if e == 1} == {5, 10, 55, 59}
+    assert [t for _, t in validation_rows([sparse], 10)] == [5, 10, 55, 59]
+
+    vae = _vae()
+    encoder = RecordingEncoder(vae, L.ALOHA_LAYOUT, size, AugmentConfig())
+    cache = LatentCache(tmp_path / 'cache', _key(vae, size, 1), encoder, batch_size=3)
+    assert cache.build([sparse], progress=False)['encoded'] == 4
+    assert sorted(encoder.calls) == [('rollout_0.hdf5', t, 0) for t in (5, 10, 55, 59)]
+    latents = cache.load(sparse)
+    assert tuple(latents.shape[:2]) == (length, 1)
+    plain = SampleEncoder(vae, L.ALOHA_LAYOUT, size, AugmentConfig())
+    direct = plain.encode(sparse, [(t, 0) for t in (5, 10, 55, 59)])
+    torch.testing.assert_close(latents[[5, 10, 55, 59], 0].float(), direct, rtol=2e-3,
+                               atol=2e-3)
+    others = [t for t in range(length) if t not in (5, 10, 55, 59)]
+    assert not latents[others].any()                # never sampled, never encoded
+
+    with h5py.File(sparse.path, 'a') as f:
+        del f['frame_steps']
+        f['frame_steps'] = np.array([5, 3], np.int32)
+    with pytest.raises(EpisodeError, match='/frame_steps must be increasing steps'):
+        read_episode(sparse.path)
 
 
 # ---------------------------------------------------------------------------- 6. dataset

@@ -25,6 +25,9 @@ def add_arguments(parser) -> None:
                         help="episode length [sim s] (0: the task's, 8 s)")
     parser.add_argument('--videos', type=int, default=3, help='film the first N episodes')
     parser.add_argument('--rollouts', default='', help='write rollout HDF5 files here')
+    parser.add_argument('--rollout-frame-stride', type=int, default=1,
+                        help='--no-ros rollouts: render the cameras every k-th tick only '
+                        '(k dividing 50 keeps every chunk start and end; ~k x faster)')
     parser.add_argument('--out', default='', help='output directory (default runs/eval/...)')
     parser.add_argument('--no-ros', action='store_true', help='in-process loop (no ROS)')
     parser.add_argument('--device', default='cpu')
@@ -38,8 +41,21 @@ def add_arguments(parser) -> None:
                         help="planning model (V(s')); '' = the policy itself")
     parser.add_argument('--num-candidates', type=int, default=4)
     parser.add_argument('--aggregation', default='majority_mean')
+    parser.add_argument('--future-steps', type=_steps, default=(1, 3, 5),
+                        help='planning: denoising steps of each future-state sample, e.g. 1,3,5')
+    parser.add_argument('--value-steps', type=_steps, default=(1, 2, 3, 4, 5),
+                        help='planning: denoising steps of each value sample, e.g. 1,2,3,4,5')
     parser.add_argument('--wall-timeout', type=float, default=1800.0,
                         help='ROS: wall seconds allowed per episode')
+
+
+def _steps(text: str) -> tuple:
+    import argparse
+    try:
+        return tuple(int(part) for part in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected comma-separated step counts such as 1,3,5, got {text!r}') from None
 
 
 def run(args) -> int:
@@ -52,12 +68,17 @@ def run(args) -> int:
     try:
         cfg = EvalConfig(checkpoint=args.checkpoint, task=args.task, episodes=args.episodes,
                          seed=args.seed, num_steps=args.num_steps, horizon_s=args.horizon,
-                         videos=args.videos, rollouts=args.rollouts, out=out,
+                         videos=args.videos, rollouts=args.rollouts,
+                         rollout_frame_stride=args.rollout_frame_stride, out=out,
                          device=args.device, runtime=args.runtime, threads=args.threads,
                          camera_rate=args.camera_rate, planning=args.planning,
                          planning_checkpoint=args.planning_checkpoint,
                          num_candidates=args.num_candidates, aggregation=args.aggregation,
+                         future_steps=args.future_steps, value_steps=args.value_steps,
                          wall_timeout=args.wall_timeout)
+        if cfg.rollout_frame_stride > 1 and not args.no_ros:
+            raise ValueError('--rollout-frame-stride > 1 needs --no-ros (the graph records '
+                             'rollout frames from the 25 Hz camera topics)')
         outputs = Outputs(cfg, path)
         if args.no_ros:
             run_in_process(cfg, outputs.episode)

@@ -21,6 +21,8 @@ class EpisodeResult:
     qpos: np.ndarray | None = None     # (T, 14) proprio at each 25 Hz tick
     actions: np.ndarray | None = None  # (T, 14) executed targets (after the gate), robot units
     frames: dict = field(default_factory=dict)       # camera -> list of HxWx3 uint8 per tick
+    frame_steps: list | None = None    # ticks of `frames` when not every tick (sparse rollout)
+    video: list = field(default_factory=list)        # filmed cam_high per tick, when separate
     query_seconds: list = field(default_factory=list)
 
     def summary(self) -> dict:

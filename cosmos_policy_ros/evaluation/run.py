@@ -21,6 +21,7 @@ class EvalConfig:
     horizon_s: float = 0.0             # 0 = the task's episode length
     videos: int = 3                    # film cam_high for this many first episodes
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)
+    rollout_frame_stride: int = 1      # rollouts: render the cameras every k-th tick only
     out: str = 'runs/eval'
     device: str = 'cpu'
     runtime: str = 'eager'             # runtime.RUNTIMES (docs/inference.md)
@@ -42,6 +43,9 @@ class EvalConfig:
             raise ValueError(f'--seed must be >= 0, got {self.seed}')
         if self.num_steps < 1:
             raise ValueError(f'--num-steps must be >= 1, got {self.num_steps}')
+        if self.rollout_frame_stride < 1:
+            raise ValueError(f'--rollout-frame-stride must be >= 1, got '
+                             f'{self.rollout_frame_stride}')
 
     def horizon(self) -> float:
         from cosmos_policy_ros.sim.tasks import get_task
@@ -80,7 +84,7 @@ def run_in_process(cfg: EvalConfig, on_episode) -> list[EpisodeResult]:
     try:
         for i in range(cfg.episodes):
             result = loop.run(i, cfg.seed + i, film=('cam_high',) if cfg.film(i) else (),
-                              rollout=bool(cfg.rollouts))
+                              rollout=bool(cfg.rollouts), frame_stride=cfg.rollout_frame_stride)
             on_episode(result)
             results.append(result)
     finally:
@@ -99,18 +103,22 @@ class Outputs:
 
     def episode(self, result: EpisodeResult) -> None:
         print(R.line(result), flush=True)
-        frames = result.frames.get('cam_high') or []
+        frames = result.video or result.frames.get('cam_high') or []
         if self.cfg.film(result.index) and frames:
             R.write_video(frames, self.out / f'episode_{result.index:03d}.mp4')
         if self.cfg.rollouts:
             from cosmos_policy_ros.evaluation.rollouts import write_rollout
             from cosmos_policy_ros.sim.tasks import get_task
+            # success_score stays the 0/1 label: the reference's value targets treat any
+            # score > 0 like a success, so partial credit would teach failures as successes.
+            # The reward stage reached is kept beside it for analysis.
             write_rollout(Path(self.cfg.rollouts) / f'rollout_seed{result.seed}.hdf5',
                           result.qpos, result.actions, result.frames, result.success,
                           get_task(self.cfg.task).instruction,
                           policy_name=f'cosmos-policy-ros:{self.cfg.checkpoint}',
-                          seed=result.seed)
-        result.frames = {}                 # written; free the memory
+                          seed=result.seed, frame_steps=result.frame_steps,
+                          attrs={'max_reward': int(result.max_reward)})
+        result.frames, result.video = {}, []       # written; free the memory
         self.results.append(result)
 
     def finish(self) -> dict:

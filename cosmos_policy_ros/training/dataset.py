@@ -152,6 +152,6 @@ def validation_rows(episodes: list[Episode], count: int) -> list[tuple[Episode, 
     """`count` (episode, t) pairs spread evenly over the held-out episodes' steps."""
     if not episodes or count <= 0:
         return []
-    steps = [(e, t) for e in episodes for t in range(e.length)]
+    steps = [(e, int(t)) for e in episodes for t in e.sample_steps]
     picks = np.linspace(0, len(steps) - 1, min(count, len(steps))).round().astype(int)
     return [steps[i] for i in picks]

@@ -6,7 +6,10 @@ Layouts read (shared/reference/cosmos_policy.md §8, aloha_stacks.md §2.3):
 - the released Cosmos Policy preprocessed layout: /observations/video_paths/<cam> naming an
   mp4 (256x256) beside the HDF5 file;
 - rollout files: attrs success / success_score, optional top-level JPEG datasets
-  primary_images_jpeg / wrist_left_images_jpeg / wrist_right_images_jpeg.
+  primary_images_jpeg / wrist_left_images_jpeg / wrist_right_images_jpeg. Our extension:
+  an optional /frame_steps (int) lists the steps that have frames (the others are empty rows),
+  for rollouts rendered every k-th control tick (`eval --rollout-frame-stride k`); only steps
+  whose frame and future frame both exist are sampled (Episode.sample_steps).
 Joint data: /observations/qpos (T, 14) and /action (T, 14), the 14-d [left 6, left gripper,
 right 6, right gripper] layout. Images come back as stored (RGB for ROS rgb8 recordings; mp4s
 are converted from OpenCV's BGR, as the reference loader does).
@@ -18,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cosmos_policy_ros.names import CAMERAS, STATE_DIM
+from cosmos_policy_ros.names import CAMERAS, CHUNK_LENGTH, STATE_DIM
 
 DEMO, ROLLOUT = 'demo', 'rollout'
 KINDS = (DEMO, ROLLOUT)
@@ -26,6 +29,11 @@ KINDS = (DEMO, ROLLOUT)
 ROLLOUT_JPEG_KEYS = {'cam_high': 'primary_images_jpeg', 'cam_left_wrist': 'wrist_left_images_jpeg',
                      'cam_right_wrist': 'wrist_right_images_jpeg'}
 _INSTRUCTION_ATTRS = ('instruction', 'task_description', 'language_instruction')
+
+
+def future_index(t: int, length: int, chunk: int = CHUNK_LENGTH) -> int:
+    """A sample's future step: the end of its action chunk, clipped to the episode."""
+    return min(t + chunk, length - 1)
 
 
 class EpisodeError(ValueError):
@@ -85,6 +93,10 @@ class JpegFrames(FrameReader):
                 raw = np.asarray(data[index], dtype=np.uint8).reshape(-1)
                 if self.lengths is not None:
                     raw = raw[:int(self.lengths[index])]
+                if raw.size == 0:
+                    raise EpisodeError(f'{self.path}: {self.key}[{index}] has no frame (a '
+                                       'rollout rendered every k-th step: read only the '
+                                       'steps in its /frame_steps)')
                 image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
                 if image is None:
                     raise EpisodeError(f'{self.path}: {self.key}[{index}] is not a decodable '
@@ -136,10 +148,20 @@ class Episode:
     instruction: str
     readers: dict = field(repr=False)  # camera -> FrameReader
     image_shape: tuple = ()           # (H, W, 3) of the stored frames
+    frame_steps: np.ndarray | None = None  # steps with frames; None = every step
 
     @property
     def length(self) -> int:
         return len(self.actions)
+
+    @property
+    def sample_steps(self) -> np.ndarray:
+        """Steps t that can be samples: t and its future index both have frames."""
+        if self.frame_steps is None:
+            return np.arange(self.length)
+        have = set(self.frame_steps.tolist())
+        return np.array([t for t in self.frame_steps.tolist()
+                         if future_index(t, self.length) in have], dtype=np.int64)
 
     @property
     def cameras(self) -> tuple:
@@ -236,6 +258,17 @@ def _reader(f, path: Path, camera: str, length: int) -> FrameReader:
                        f'{", /" + key if key else ""}); pass the cameras the data has')
 
 
+def _frame_steps(f, path: Path, length: int) -> np.ndarray | None:
+    if 'frame_steps' not in f:
+        return None
+    steps = np.asarray(f['frame_steps'][()], dtype=np.int64).reshape(-1)
+    if (steps.size == 0 or steps.min() < 0 or steps.max() >= length
+            or np.any(np.diff(steps) <= 0)):
+        raise EpisodeError(f'{path}: /frame_steps must be increasing steps in 0..{length - 1}, '
+                           f'got {steps[:5].tolist()}...; re-record the rollout')
+    return steps
+
+
 def read_episode(path: str | Path, cameras=CAMERAS, kind: str | None = None,
                  instruction: str = '') -> Episode:
     """One episode file. kind None: 'rollout' if the file has success/success_score attrs
@@ -252,6 +285,7 @@ def read_episode(path: str | Path, cameras=CAMERAS, kind: str | None = None,
             raise EpisodeError(f'{path}: /observations/qpos has {len(qpos)} steps but /action '
                                f'{len(actions)}; the episode is truncated or misaligned')
         readers = {camera: _reader(f, path, camera, len(actions)) for camera in cameras}
+        frame_steps = _frame_steps(f, path, len(actions))
         has_score = 'success_score' in f.attrs
         if kind is None:
             kind = ROLLOUT if (has_score or _attr(f, 'policy_name')) else DEMO
@@ -266,8 +300,10 @@ def read_episode(path: str | Path, cameras=CAMERAS, kind: str | None = None,
     if not text:   # the reference names tasks by folder: <task>/{train,val}/episode_i.hdf5
         folder = path.parent.parent if path.parent.name in ('train', 'val') else path.parent
         text = folder.name.replace('_', ' ')
-    shape = readers[cameras[0]].frames([0]).shape[1:] if cameras else ()
-    return Episode(path, qpos, actions, kind, success, reward, text, readers, tuple(shape))
+    first = 0 if frame_steps is None else int(frame_steps[0])
+    shape = readers[cameras[0]].frames([first]).shape[1:] if cameras else ()
+    return Episode(path, qpos, actions, kind, success, reward, text, readers, tuple(shape),
+                   frame_steps)
 
 
 def read_episodes(paths, cameras=CAMERAS, kind: str | None = None,

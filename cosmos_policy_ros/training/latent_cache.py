@@ -33,8 +33,7 @@ from safetensors.torch import load_file, save_file
 from cosmos_policy_ros.model import layout as L
 from cosmos_policy_ros.model.preprocess import preprocess_image, to_model_tensor
 from cosmos_policy_ros.training.augment import AugmentConfig, augmented_view
-from cosmos_policy_ros.training.episodes import Episode
-from cosmos_policy_ros.training.samples import future_index
+from cosmos_policy_ros.training.episodes import Episode, future_index
 
 CACHE_VERSION = 1
 
@@ -94,16 +93,22 @@ class FrameStore:
     def __call__(self, episode: Episode) -> dict:
         key = episode.fingerprint
         if key not in self._frames:
-            self._frames[key] = {
-                camera: np.stack([preprocess_image(image, camera, self.size,
-                                                   raw_hw=image.shape[:2], test_time_crop=False,
-                                                   crop=self.crops.get(camera))
-                                  for image in episode.images(camera, range(episode.length))])
-                for camera in self.cameras}
+            self._frames[key] = {camera: self._decode(episode, camera)
+                                 for camera in self.cameras}
             while len(self._frames) > self.keep:
                 self._frames.popitem(last=False)
         self._frames.move_to_end(key)
         return self._frames[key]
+
+    def _decode(self, episode: Episode, camera: str) -> np.ndarray:
+        """(T, S, S, 3); steps without a frame (sparse rollouts) stay black, never sampled."""
+        steps = (np.arange(episode.length) if episode.frame_steps is None
+                 else episode.frame_steps)
+        out = np.zeros((episode.length, self.size, self.size, 3), np.uint8)
+        for t, image in zip(steps.tolist(), episode.images(camera, steps)):
+            out[t] = preprocess_image(image, camera, self.size, raw_hw=image.shape[:2],
+                                      test_time_crop=False, crop=self.crops.get(camera))
+        return out
 
 
 class SampleEncoder:
@@ -193,18 +198,23 @@ class LatentCache:
             _atomic_save({'blank': self.encoder.blank_latent().contiguous()}, blank,
                          {'key': self.key.digest()})
         todo = self.missing(episodes)
-        total = sum(e.length for e in todo) * self.key.draws
+        total = sum(len(e.sample_steps) for e in todo) * self.key.draws
         start, count = time.perf_counter(), 0
         with tqdm(total=total, desc='latent cache', unit='sample', disable=not progress) as bar:
             for episode in todo:
-                items = [(t, d) for t in range(episode.length) for d in range(self.key.draws)]
+                steps = episode.sample_steps
+                items = [(t, d) for t in steps.tolist() for d in range(self.key.draws)]
                 parts = []
                 for i in range(0, len(items), self.batch_size):
                     batch = items[i:i + self.batch_size]
                     parts.append(self.encoder.encode(episode, batch).half())
                     bar.update(len(batch))
-                latents = torch.cat(parts).reshape(episode.length, self.key.draws,
+                encoded = torch.cat(parts).reshape(len(steps), self.key.draws,
                                                    *parts[0].shape[1:])
+                # Every step has a row so samples index by t; steps that are never sampled
+                # (sparse rollouts) stay zero.
+                latents = encoded.new_zeros((episode.length, *encoded.shape[1:]))
+                latents[torch.from_numpy(steps)] = encoded
                 _atomic_save({'latents': latents.contiguous()}, self.shard_path(episode),
                              {'key': self.key.digest(), 'episode': episode.fingerprint})
                 count += len(items)

@@ -18,7 +18,7 @@ import numpy as np
 from cosmos_policy_ros.model.layout import SampleKind
 from cosmos_policy_ros.model.training import value_targets
 from cosmos_policy_ros.names import CHUNK_LENGTH
-from cosmos_policy_ros.training.episodes import DEMO, Episode
+from cosmos_policy_ros.training.episodes import DEMO, Episode, future_index
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,6 @@ class Window:
     actions: np.ndarray          # (chunk, 14)
     future_proprio: np.ndarray   # (14,)
     value: float
-
-
-def future_index(t: int, length: int, chunk: int = CHUNK_LENGTH) -> int:
-    return min(t + chunk, length - 1)
 
 
 def action_chunk(actions: np.ndarray, t: int, chunk: int = CHUNK_LENGTH) -> np.ndarray:
@@ -84,8 +80,8 @@ class SampleMix:
         failures = [i for i in rollouts if not episodes[i].success]
         if mix.demos_as_success_rollouts:
             successes = demos + successes
-        lengths = np.array([e.length for e in episodes])
-        self.groups = {name: self._steps(members, lengths)
+        steps = [e.sample_steps for e in episodes]
+        self.groups = {name: self._steps(members, steps)
                        for name, members in (('demo', demos), ('success', successes),
                                              ('failure', failures))}
         self.probs = self._group_probs()
@@ -94,10 +90,10 @@ class SampleMix:
                              'rollouts (or demo_sampling_prob excludes the only group present)')
 
     @staticmethod
-    def _steps(members, lengths) -> np.ndarray:
+    def _steps(members, steps) -> np.ndarray:
         if not members:
             return np.zeros((0, 2), dtype=np.int64)
-        return np.concatenate([np.stack([np.full(lengths[i], i), np.arange(lengths[i])], 1)
+        return np.concatenate([np.stack([np.full(len(steps[i]), i), steps[i]], 1)
                                for i in members]).astype(np.int64)
 
     def _group_probs(self) -> dict:

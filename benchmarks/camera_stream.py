@@ -32,7 +32,7 @@ from cosmos_policy_ros.graph import NodeSpec  # noqa: E402
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file  # noqa: E402
 from cosmos_policy_ros.paths import share_path  # noqa: E402
 from cosmos_policy_ros.procs import GraphProcesses  # noqa: E402
-from cosmos_policy_ros.ros.client import GraphClient, newest_diagnostic_value  # noqa: E402
+from cosmos_policy_ros.ros.client import GraphClient, diagnostic_counts  # noqa: E402
 from cosmos_policy_ros.ros.stamps import to_ns  # noqa: E402
 
 # A profile file that changes nothing: Fast DDS's own defaults (512 KB shared memory + UDP).
@@ -41,12 +41,6 @@ _DEFAULTS_XML = """<?xml version="1.0" encoding="UTF-8"?>
   <participant profile_name="defaults" is_default_profile="true"><rtps/></participant>
 </profiles></dds>
 """
-
-
-def published(diagnostics) -> int | None:
-    """The camera node's own count of published frames (its newest diagnostics)."""
-    value = newest_diagnostic_value(diagnostics, 'published')
-    return None if value is None else int(value)
 
 
 def measure(label: str, profile: Path, video: Path, fps: float, seconds: float,
@@ -65,22 +59,26 @@ def measure(label: str, profile: Path, video: Path, fps: float, seconds: float,
                              callback=lambda msg: arrivals.append(
                                  (time.time_ns(), to_ns(msg.header.stamp))))
             diagnostics = client.subscribe(names.DIAGNOSTICS_TOPIC, DiagnosticArray)
-            if not client.wait_for(lambda: published(diagnostics) is not None, 30.0):
+            if not client.wait_for(lambda: diagnostic_counts(diagnostics, 'published'), 30.0):
                 graph.check_alive()
                 raise RuntimeError(f'{label}: no diagnostics from the camera node')
             time.sleep(1.0)                       # discovery settles
-            arrivals.clear()
-            start = published(diagnostics)
+            settled = len(diagnostic_counts(diagnostics, 'published'))
             for _ in tqdm(range(int(seconds * 10)), desc=label, unit='0.1 s'):
                 time.sleep(0.1)
-            received = list(arrivals)
             time.sleep(0.6)                       # one more diagnostics period
-            sent = published(diagnostics) - start
+            graph.check_alive()
         finally:
             client.close()
+    # Sent and received over one interval on the camera node's clock: between two of its
+    # diagnostics arrays, its published counter and the frames captured in that interval.
+    counts = diagnostic_counts(diagnostics, 'published')
+    (first_ns, first), (last_ns, last) = counts[settled - 1], counts[-1]
+    received = [(rx, stamp) for rx, stamp in arrivals if first_ns < stamp <= last_ns]
+    span = (last_ns - first_ns) / 1e9
     latency_ms = np.array([(rx - stamp) / 1e6 for rx, stamp in received])
-    return {'label': label, 'published': sent, 'received': len(received),
-            'received_fps': len(received) / seconds, 'latency_ms': latency_ms}
+    return {'label': label, 'published': last - first, 'received': len(received),
+            'seconds': span, 'received_fps': len(received) / span, 'latency_ms': latency_ms}
 
 
 def main() -> None:
@@ -101,8 +99,8 @@ def main() -> None:
                    for label, profile in (
                        ('fastdds_defaults', defaults),
                        ('large_data_profile', share_path('config', 'fastdds_loopback.xml')))]
-    print(f'\n640x480 rgb8 at {args.fps:g} fps for {args.seconds:g} s (shared CPU: latencies '
-          'are upper bounds)')
+    print(f'\n640x480 rgb8 at {args.fps:g} fps for about {args.seconds:g} s (shared CPU: '
+          'latencies are upper bounds)')
     print(f'{"transport":20s} {"published":>9s} {"received":>8s} {"rx fps":>7s} {"lost":>6s} '
           f'{"lat p50":>8s} {"lat p95":>8s}')
     for r in results:

@@ -19,22 +19,12 @@ from cosmos_policy_ros.graph import NodeSpec
 from cosmos_policy_ros.hardware.cameras.video_file import write_video_file
 from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.procs import GraphProcesses
+from cosmos_policy_ros.ros.client import diagnostic_counts
 from cosmos_policy_ros.ros.stamps import to_ns
 from cosmos_policy_ros.rosenv import PROFILE_ENV_VARS, profile_variables
 
 FPS = 30.0
 SECONDS = 4.0
-
-
-def published_counts(diagnostics) -> list[tuple[int, int]]:
-    """(stamp ns, published count) of every diagnostics array the camera node sent."""
-    counts = []
-    for array in diagnostics.messages():
-        for status in array.status:
-            for item in status.values:
-                if item.key == 'published':
-                    counts.append((to_ns(array.header.stamp), int(item.value)))
-    return counts
 
 
 def process_environment(pid: int) -> dict:
@@ -56,8 +46,12 @@ def test_camera_frames_arrive_whole_with_the_profile(tmp_path, graph_client):
                            callback=lambda msg: arrivals.append(to_ns(msg.header.stamp)))
     diagnostics = graph_client.subscribe(names.DIAGNOSTICS_TOPIC, DiagnosticArray,
                                          maxlen=100)
+
+    def published():
+        return diagnostic_counts(diagnostics, 'published')
+
     with GraphProcesses([spec], tmp_path / 'logs') as procs:
-        assert graph_client.wait_for(lambda: published_counts(diagnostics) and arrivals,
+        assert graph_client.wait_for(lambda: published() and arrivals,
                                      timeout=60.0), procs.processes[0].log_tail()
         # Read once the node runs (its environment block is fixed at exec).
         node_env = process_environment(procs.processes[0].popen.pid)
@@ -67,13 +61,13 @@ def test_camera_frames_arrive_whole_with_the_profile(tmp_path, graph_client):
             dict.fromkeys(profile_variables(node_env), loopback)
         assert len(profile_variables(node_env)) == 1
         time.sleep(1.0)                                  # discovery and startup settle
-        settled = len(published_counts(diagnostics))
+        settled = len(published())
         time.sleep(SECONDS)
         procs.check_alive()
     # Sent and received over the same interval, both on the camera node's clock: between two
     # of its diagnostics arrays, the frames its counter published and the frames that arrived
     # with a capture stamp in that interval.
-    counts = published_counts(diagnostics)[settled - 1:]
+    counts = published()[settled - 1:]
     (first_ns, first_count), (last_ns, last_count) = counts[0], counts[-1]
     sent = last_count - first_count
     received = sum(first_ns < ns <= last_ns for ns in arrivals)

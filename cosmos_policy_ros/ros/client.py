@@ -11,6 +11,8 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
+from cosmos_policy_ros.ros.stamps import to_ns
+
 
 class Recorded:
     """Messages of one subscription with their receive times (monotonic seconds)."""
@@ -50,6 +52,14 @@ def newest_diagnostic_value(diagnostics: Recorded, key: str) -> str | None:
                 if item.key == key:
                     return item.value
     return None
+
+
+def diagnostic_counts(diagnostics: Recorded, key: str) -> list[tuple[int, int]]:
+    """(header stamp ns, int value) of `key` in every /diagnostics array received, in order:
+    a node's counter sampled on its own clock, so two entries bound an interval."""
+    return [(to_ns(array.header.stamp), int(item.value))
+            for array in diagnostics.messages() for status in array.status
+            for item in status.values if item.key == key]
 
 
 class GraphClient:

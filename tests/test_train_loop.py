@@ -1,5 +1,6 @@
 """`train`: checkpoints, exact resume, data-parallel equivalence and the failure modes, on a
 tiny preset and real files (ROS-free)."""
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from episode_files import TEST_PRESET, train_config, write_dataset
+from episode_files import TEST_PRESET, train_config, write_dataset, write_episode
 
 from cosmos_policy_ros.model.checkpoint import load_checkpoint
 from cosmos_policy_ros.model.config import ConfigError
@@ -67,6 +68,28 @@ def test_train_writes_checkpoints_logs_and_a_loadable_policy(tmp_path, dataset):
                       proprio=np.zeros(14), task='transfer the red cube to the other arm')
     out = policy.predict(obs, num_steps=1, seeds=0)
     assert out.actions.shape == (1, 50, 14) and np.all(np.isfinite(out.actions))
+
+
+def test_planning_model_run_validates_its_value_given_the_true_future(tmp_path, dataset):
+    """A V(s') run on demos + failed rollouts: validation samples the value head as the
+    planner does and reports its error on the held-out failures and on the rest apart."""
+    failures = tmp_path / 'failures'
+    for i in range(3):
+        write_episode(failures / f'episode_{i}.hdf5', seed=10 + i, success=False)
+    config = config_from_dict(train_config(tmp_path, dataset, **{
+        'data.rollouts': [], 'data.failed_demos': 'rollout', 'data.value_mode': 'v_sprime',
+        'data.demo_sampling_prob': 0.1, 'data.val_episodes': 4, 'data.split_seed': 1,
+        'val.every': 4,
+        'data.episodes': [str(dataset), str(failures)]}))
+    result = train(config, progress=False)
+    described = json.loads((Path(config.output) / 'data.json').read_text())
+    held_out = {Path(p).parent.name for p in described['val_episodes']}
+    assert held_out == {dataset.name, 'failures'}       # both kinds held out (split_seed 1)
+    for key in ('value_given_future_abs_err', 'value_given_future_abs_err_failures',
+                'value_given_future_abs_err_others'):
+        assert 0.0 <= result.val[key] <= 1.0, key
+    header = (Path(config.output) / 'val.csv').read_text().splitlines()[0].split(',')
+    assert 'value_given_future_abs_err_failures' in header
 
 
 def test_resume_is_bit_exact(tmp_path, dataset):

@@ -98,6 +98,7 @@ def plot_learning_curves(train_rows: list[dict], val_rows: list[dict], path: Pat
     axes[1].legend()
     for key, label in (('action_l1_gripper', 'gripper action L1 [0..1]'),
                        ('value_abs_err', 'value |error| [0..1]'),
+                       ('value_given_future_abs_err', 'value given the true future |error|'),
                        ('future_latent_mse', 'future image latent MSE')):
         s, v = _column(val_rows, key)
         if s:

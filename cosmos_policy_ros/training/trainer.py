@@ -308,7 +308,7 @@ class Trainer:
                                 self.latents.blank)
         text = torch.cat([self.text[e.instruction] for e, _ in rows])
         metrics = validate(self._eval_net, self.data, rows, x0, text, self.config.val.num_steps,
-                           self.config.val.seed)
+                           self.config.val.seed, value_mode=self.config.data.value_mode)
         self.last_val = metrics
         return metrics
 

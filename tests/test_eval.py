@@ -111,3 +111,14 @@ def test_rollout_frame_stride_needs_the_in_process_loop(capsys):
     assert main(['eval', '--checkpoint', 'sim_aloha', '--rollouts', '/nonexistent',
                  '--rollout-frame-stride', '10']) == 2
     assert '--rollout-frame-stride > 1 needs --no-ros' in capsys.readouterr().out
+
+
+def test_camera_rate_must_keep_frames_fresher_than_the_controller_timeout():
+    """At 0.5 Hz the controller's camera watchdog (1 s) held every chunk after ~1.04 s and the
+    graph's episode was not the in-process one; such rates are refused, naming the fix."""
+    with pytest.raises(ValueError, match=r'--camera-rate 0.5 Hz leaves camera frames up to 2 s '
+                                         r"old.*observation_timeout \(1 s\).*above 1 Hz"):
+        EvalConfig(checkpoint='sim_aloha', camera_rate=0.5)
+    with pytest.raises(ValueError, match='--camera-rate 1 Hz'):
+        EvalConfig(checkpoint='sim_aloha', camera_rate=1.0)
+    assert EvalConfig(checkpoint='sim_aloha', camera_rate=1.5).camera_rate == 1.5

@@ -35,7 +35,8 @@ def add_arguments(parser) -> None:
                         help='network runtime (docs/inference.md)')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--camera-rate', type=float, default=5.0,
-                        help='ROS: sim camera rate of unfilmed episodes [Hz of sim time]')
+                        help='ROS: sim camera rate of unfilmed episodes [Hz of sim time]; '
+                        "above 1 / the controller's observation_timeout (1 s)")
     parser.add_argument('--planning', action='store_true', help='best-of-N planning')
     parser.add_argument('--planning-checkpoint', default='',
                         help="planning model (V(s')); '' = the policy itself")

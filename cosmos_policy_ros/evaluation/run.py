@@ -43,9 +43,24 @@ class EvalConfig:
             raise ValueError(f'--seed must be >= 0, got {self.seed}')
         if self.num_steps < 1:
             raise ValueError(f'--num-steps must be >= 1, got {self.num_steps}')
+        self._check_camera_rate()
         if self.rollout_frame_stride < 1:
             raise ValueError(f'--rollout-frame-stride must be >= 1, got '
                              f'{self.rollout_frame_stride}')
+
+    def _check_camera_rate(self) -> None:
+        # The graph's controller holds when a camera frame is older than its
+        # observation_timeout; slower cameras would stop every chunk early (and the next
+        # query would see another instant than the in-process loop), so refuse them.
+        from cosmos_policy_ros.params import pick
+        from cosmos_policy_ros.schemas.controller import CONTROLLER
+        timeout = pick(CONTROLLER, 'observation_timeout')[0].default
+        if self.camera_rate <= 0 or 1.0 / self.camera_rate >= timeout:
+            raise ValueError(f'--camera-rate {self.camera_rate:g} Hz leaves camera frames up to '
+                             f'{1.0 / max(self.camera_rate, 1e-9):g} s old, but the controller '
+                             f'holds the arms when a camera is older than its '
+                             f'observation_timeout ({timeout:g} s): use --camera-rate above '
+                             f'{1.0 / timeout:g} Hz (default 5)')
 
     def horizon(self) -> float:
         from cosmos_policy_ros.sim.tasks import get_task

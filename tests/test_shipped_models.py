@@ -56,3 +56,28 @@ def test_sim_transfer_cube_predicts_a_chunk_that_starts_at_the_robot():
     assert np.all(chunk >= stats.min - 0.25 * span) and np.all(chunk <= stats.max + 0.25 * span)
     assert np.all(np.isfinite(out.future_proprio)) and out.future_proprio.shape == (1, 14)
     assert np.isfinite(out.value[0]) and -0.5 <= float(out.value[0]) <= 1.5
+
+
+@pytest.mark.usefixtures('one_torch_thread')
+def test_sim_aloha_planning_scores_the_policy_candidates():
+    """The shipped planning model (V(s')) plans for the shipped policy it was trained from:
+    same statistics, so the raw action latent means the same; every candidate gets finite
+    value samples in [0, 1] and the chosen chunk is one of the candidates."""
+    from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop, policy_query
+    from cosmos_policy_ros.model.policy import CosmosPolicy
+    from cosmos_policy_ros.planning.best_of_n import BestOfN, PlanningConfig
+    policy = CosmosPolicy.from_config(checkpoint='sim_aloha')
+    planner_model = CosmosPolicy.from_config(checkpoint='sim_aloha_planning')
+    assert policy.statistics.to_json_dict() == planner_model.statistics.to_json_dict()
+    loop = ClosedLoop('insertion', policy_query(policy, num_steps=2))
+    try:
+        loop.sim.reset(1000)
+        observation = loop.observe()
+    finally:
+        loop.sim.close()
+    plan = BestOfN(policy, planner_model, PlanningConfig(
+        num_candidates=2, action_steps=2, future_steps=(1,), value_steps=(1, 2))).plan(
+            observation, seed=0)
+    assert plan.samples.shape == (2, 2) and np.all(np.isfinite(plan.samples))
+    assert np.all((plan.samples >= -0.05) & (plan.samples <= 1.05))
+    assert plan.chosen in (0, 1) and np.array_equal(plan.chunk, plan.actions[plan.chosen])

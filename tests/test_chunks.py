@@ -97,6 +97,22 @@ def test_sync_holds_then_plays_whole_chunk():
     assert executor.remaining((CHUNK_LENGTH + 4) * DT) == 0
 
 
+def test_sync_plays_a_resent_chunk_of_the_same_observation_once():
+    """A re-query of the same observation (same stamp) while its chunk runs or waits is the
+    same chunk: it is not queued to play again. A chunk of a newer observation is."""
+    executor = ChunkExecutor(mode='sync')
+    first = executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    executor.target(0.0)
+    assert executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=10 * DT) == first
+    values = [executor.target(k * DT) for k in range(1, CHUNK_LENGTH + 5)]
+    assert {v.chunk_id for v in values} == {first}
+    assert values[-1].holding and executor.remaining((CHUNK_LENGTH + 4) * DT) == 0
+    newer = executor.submit(ramp_chunk(5.0, 1.0), stamp=2.0, now=(CHUNK_LENGTH + 5) * DT)
+    assert executor.submit(ramp_chunk(5.0, 1.0), stamp=2.0, now=(CHUNK_LENGTH + 5) * DT) == newer
+    assert newer != first
+    assert executor.target((CHUNK_LENGTH + 6) * DT).chunk_id == newer
+
+
 def test_async_skips_inference_latency():
     executor = ChunkExecutor(mode='async', blend_steps=0)
     executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=8 * DT)

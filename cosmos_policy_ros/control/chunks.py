@@ -146,6 +146,16 @@ class ChunkExecutor:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != STATE_DIM:
             raise ValueError(f'chunk positions must be (N, {STATE_DIM}), got {positions.shape}')
+        if self.mode == 'sync':
+            # One chunk per observation: a re-sent query of the same observation (the policy
+            # re-queries when a chunk's acknowledgment is slow) must not play the chunk again.
+            # Under load in lockstep that replay shifted every later chunk of the episode.
+            known = [(chunk_id, known_stamp) for chunk_id, _, known_stamp in self._pending]
+            if self._active is not None:
+                known.append((self._active.chunk_id, self._active.stamp))
+            for chunk_id, known_stamp in known:
+                if abs(known_stamp - stamp) < 1e-9:
+                    return chunk_id
         chunk_id = self._next_id
         self._next_id += 1
         if self.mode == 'sync':

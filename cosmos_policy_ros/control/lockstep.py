@@ -1,7 +1,8 @@
 """Lockstep on sim time: a closed loop whose result does not depend on the machine's speed.
 
-With `lockstep:=true` the sim, controller and policy (or planner) follow one protocol, so a
-2-core CPU and a GPU box run the same episode for the same seeds (ROS-free rules here; the
+With `lockstep:=true` the sim, controller and policy (or planner) follow one protocol, so the
+machine's speed does not change the episode: the same seeds give the same episode up to float
+rounding, which differs between torch thread counts and devices (ROS-free rules here; the
 nodes only apply them):
 
 - The sim advances one control period (40 ms, two physics steps) only when both arms'

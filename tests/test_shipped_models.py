@@ -35,19 +35,24 @@ def test_unknown_model_name_lists_the_shipped_ones():
         resolve_checkpoint('no_such_model')
 
 
+def first_observation(task: str, policy):
+    """The observation at the start of unseen episode seed 1000 of `task`, as deployed."""
+    from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop, policy_query
+    loop = ClosedLoop(task, policy_query(policy, num_steps=1))
+    try:
+        loop.sim.reset(1000)
+        return loop.observe()
+    finally:
+        loop.sim.close()
+
+
 @pytest.mark.usefixtures('one_torch_thread')
 def test_sim_transfer_cube_predicts_a_chunk_that_starts_at_the_robot():
     """From the first frame of an unseen episode the trained policy's chunk, value and future
     proprio come back finite, in robot units, inside the range of the training actions."""
-    from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop, policy_query
     from cosmos_policy_ros.model.policy import CosmosPolicy
     policy = CosmosPolicy.from_config(checkpoint='sim_transfer_cube')
-    loop = ClosedLoop('transfer_cube', policy_query(policy, num_steps=5))
-    try:
-        loop.sim.reset(1000)
-        observation = loop.observe()
-    finally:
-        loop.sim.close()
+    observation = first_observation('transfer_cube', policy)
     out = policy.predict(observation, num_steps=5, seeds=0)
     chunk = out.actions[0]
     assert chunk.shape == (50, 14) and np.all(np.isfinite(chunk))
@@ -63,18 +68,12 @@ def test_sim_aloha_planning_scores_the_policy_candidates():
     """The shipped planning model (V(s')) plans for the shipped policy it was trained from:
     same statistics, so the raw action latent means the same; every candidate gets finite
     value samples in [0, 1] and the chosen chunk is one of the candidates."""
-    from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop, policy_query
     from cosmos_policy_ros.model.policy import CosmosPolicy
     from cosmos_policy_ros.planning.best_of_n import BestOfN, PlanningConfig
     policy = CosmosPolicy.from_config(checkpoint='sim_aloha')
     planner_model = CosmosPolicy.from_config(checkpoint='sim_aloha_planning')
     assert policy.statistics.to_json_dict() == planner_model.statistics.to_json_dict()
-    loop = ClosedLoop('insertion', policy_query(policy, num_steps=2))
-    try:
-        loop.sim.reset(1000)
-        observation = loop.observe()
-    finally:
-        loop.sim.close()
+    observation = first_observation('insertion', policy)
     plan = BestOfN(policy, planner_model, PlanningConfig(
         num_candidates=2, action_steps=2, future_steps=(1,), value_steps=(1, 2))).plan(
             observation, seed=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cosmos_policy_ros.training.episodes import ROLLOUT_JPEG_KEYS
+from cosmos_policy_ros.training.episodes import ROLLOUT_JPEG_KEYS, frame_steps_valid
 
 
 def write_rollout(path: str | Path, qpos: np.ndarray, actions: np.ndarray, frames: dict,
@@ -31,7 +31,7 @@ def write_rollout(path: str | Path, qpos: np.ndarray, actions: np.ndarray, frame
         raise ValueError(f'rollout {path}: qpos {qpos.shape} and actions {actions.shape} must '
                          'both be (T, 14) with T >= 1')
     rows = np.arange(steps) if frame_steps is None else np.asarray(frame_steps, np.int64)
-    if rows.size == 0 or rows.min() < 0 or rows.max() >= steps or np.any(np.diff(rows) <= 0):
+    if not frame_steps_valid(rows, steps):
         raise ValueError(f'rollout {path}: frame_steps must be increasing steps in '
                          f'0..{steps - 1}, got {rows[:5].tolist()}')
     for camera in ROLLOUT_JPEG_KEYS:

@@ -36,6 +36,12 @@ def future_index(t: int, length: int, chunk: int = CHUNK_LENGTH) -> int:
     return min(t + chunk, length - 1)
 
 
+def frame_steps_valid(steps: np.ndarray, length: int) -> bool:
+    """A rollout's /frame_steps: non-empty, strictly increasing, inside 0..length-1."""
+    return bool(steps.size and steps.min() >= 0 and steps.max() < length
+                and np.all(np.diff(steps) > 0))
+
+
 class EpisodeError(ValueError):
     """An episode file is missing data, malformed or inconsistent with the others."""
 
@@ -155,10 +161,14 @@ class Episode:
         return len(self.actions)
 
     @property
+    def steps_with_frames(self) -> np.ndarray:
+        return np.arange(self.length) if self.frame_steps is None else self.frame_steps
+
+    @property
     def sample_steps(self) -> np.ndarray:
         """Steps t that can be samples: t and its future index both have frames."""
         if self.frame_steps is None:
-            return np.arange(self.length)
+            return self.steps_with_frames
         have = set(self.frame_steps.tolist())
         return np.array([t for t in self.frame_steps.tolist()
                          if future_index(t, self.length) in have], dtype=np.int64)
@@ -262,8 +272,7 @@ def _frame_steps(f, path: Path, length: int) -> np.ndarray | None:
     if 'frame_steps' not in f:
         return None
     steps = np.asarray(f['frame_steps'][()], dtype=np.int64).reshape(-1)
-    if (steps.size == 0 or steps.min() < 0 or steps.max() >= length
-            or np.any(np.diff(steps) <= 0)):
+    if not frame_steps_valid(steps, length):
         raise EpisodeError(f'{path}: /frame_steps must be increasing steps in 0..{length - 1}, '
                            f'got {steps[:5].tolist()}...; re-record the rollout')
     return steps

@@ -102,8 +102,7 @@ class FrameStore:
 
     def _decode(self, episode: Episode, camera: str) -> np.ndarray:
         """(T, S, S, 3); steps without a frame (sparse rollouts) stay black, never sampled."""
-        steps = (np.arange(episode.length) if episode.frame_steps is None
-                 else episode.frame_steps)
+        steps = episode.steps_with_frames
         out = np.zeros((episode.length, self.size, self.size, 3), np.uint8)
         for t, image in zip(steps.tolist(), episode.images(camera, steps)):
             out[t] = preprocess_image(image, camera, self.size, raw_hw=image.shape[:2],

@@ -18,6 +18,8 @@ COMMANDS = {
     'train-vae': ('train a small preset\'s VAE on recorded camera frames', 'train_vae'),
     'eval': ('closed-loop success of a policy on the sim, through the ROS graph or in-process',
              'eval'),
+    'probe': ('does a policy follow the object? its first chunk against the scripted expert',
+              'probe'),
     'run-policy': ('run the policy graph on the simulated ALOHA and report rates/latency',
                    'run_policy'),
     'serve': ('serve the policy over openpi websocket + msgpack and /act HTTP JSON (no ROS)',

@@ -22,6 +22,14 @@ def test_compare_gain_is_one_for_a_follower_and_zero_for_a_mean_policy():
         assert half[joint].gain == pytest.approx(0.5) and half[joint].corr == pytest.approx(1.0)
 
 
+def test_compare_leaves_joints_the_expert_does_not_move_without_a_gain():
+    expert = np.zeros((5, 14))
+    expert[:, 7] = np.arange(5.0)              # only the right waist follows the object
+    rows = {row.joint: row for row in compare(expert + 1e-3 * np.arange(14), expert)}
+    assert rows['left_waist'].gain is None and rows['left_waist'].corr is None
+    assert rows['right_waist'].gain == pytest.approx(1.0)
+
+
 def test_compare_refuses_too_few_seeds():
     with pytest.raises(ValueError, match='seeds >= 3'):
         compare(np.zeros((2, 14)), np.zeros((2, 14)))

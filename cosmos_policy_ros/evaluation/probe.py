@@ -21,12 +21,14 @@ import numpy as np
 from cosmos_policy_ros import names
 from cosmos_policy_ros.control import lockstep
 
+MIN_EXPERT_STD = 1e-6           # [rad]: below this the expert's joint ignores the object
+
 
 @dataclass(frozen=True)
 class JointProbe:
     joint: str
-    corr: float
-    gain: float
+    corr: float | None           # None: the expert's target does not vary with the seed
+    gain: float | None
     expert_std: float
     policy_std: float
     mae: float
@@ -54,9 +56,11 @@ def compare(policy: np.ndarray, expert: np.ndarray) -> list[JointProbe]:
         p, e = policy[:, j] - policy[:, j].mean(), expert[:, j] - expert[:, j].mean()
         covariance, expert_power = float((p * e).sum()), float((e ** 2).sum())
         spread = float(np.sqrt((p ** 2).sum() * expert_power))
+        # A joint the expert moves the same way for every seed says nothing about the object.
+        varies = e.std() > MIN_EXPERT_STD
         rows.append(JointProbe(label,
-                               corr=covariance / spread if spread > 0 else 0.0,
-                               gain=covariance / expert_power if expert_power > 0 else 0.0,
+                               corr=covariance / spread if varies and spread > 0 else None,
+                               gain=covariance / expert_power if varies else None,
                                expert_std=float(e.std()), policy_std=float(p.std()),
                                mae=float(np.abs(policy[:, j] - expert[:, j]).mean())))
     return rows
@@ -89,7 +93,9 @@ def probe(model, task: str, seeds, step: int = 40, num_steps: int = 10,
 def table(result: dict) -> str:
     lines = [f'{"joint":<22} {"corr":>6} {"gain":>6} {"expert sd":>9} {"policy sd":>9} '
              f'{"mae":>6}']
+    def number(value) -> str:
+        return '     -' if value is None else f'{value:6.2f}'
     for row in result['joints']:
-        lines.append(f'{row["joint"]:<22} {row["corr"]:6.2f} {row["gain"]:6.2f} '
+        lines.append(f'{row["joint"]:<22} {number(row["corr"])} {number(row["gain"])} '
                      f'{row["expert_std"]:9.3f} {row["policy_std"]:9.3f} {row["mae"]:6.3f}')
     return '\n'.join(lines)

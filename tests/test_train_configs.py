@@ -1,13 +1,11 @@
 """Every training recipe under config/train/ loads and names a preset shipped in models/."""
-from pathlib import Path
-
 import pytest
 
 from cosmos_policy_ros.model.config import get_preset, known_presets
+from cosmos_policy_ros.paths import share_path
 from cosmos_policy_ros.training.config import load_train_config
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / 'config' / 'train').glob('*.yaml'))
+RECIPES = sorted(share_path('config', 'train').glob('*.yaml'))
 DIT_RECIPES = [path for path in RECIPES if not path.name.startswith('vae_')]
 
 

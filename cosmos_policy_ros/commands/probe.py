@@ -27,10 +27,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from cosmos_policy_ros.evaluation.probe import probe, table
+    from cosmos_policy_ros.evaluation.probe import MIN_SEEDS, probe, table
     from cosmos_policy_ros.model.policy import CosmosPolicy
-    if args.episodes < 3:
-        raise SystemExit(f'--episodes must be >= 3 for correlations, got {args.episodes}')
+    # Checked before the model loads and the seeds run (compare() would refuse at the end).
+    if args.episodes < MIN_SEEDS:
+        raise SystemExit(f'--episodes must be >= {MIN_SEEDS} for correlations, got '
+                         f'{args.episodes}')
     if args.threads:
         torch.set_num_threads(args.threads)
     model = CosmosPolicy.from_config(checkpoint=args.checkpoint)

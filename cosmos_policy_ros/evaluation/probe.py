@@ -22,6 +22,7 @@ from cosmos_policy_ros import names
 from cosmos_policy_ros.control import lockstep
 
 MIN_EXPERT_STD = 1e-6           # [rad]: below this the expert's joint ignores the object
+MIN_SEEDS = 3                   # fewer seeds give no meaningful correlation
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,21 @@ def expert_targets(task: str, seed: int, calibration, step: int) -> np.ndarray:
 def compare(policy: np.ndarray, expert: np.ndarray) -> list[JointProbe]:
     """Per-joint statistics of policy vs expert targets, both (seeds, 14)."""
     policy, expert = np.asarray(policy, np.float64), np.asarray(expert, np.float64)
-    if policy.shape != expert.shape or policy.ndim != 2 or policy.shape[0] < 3:
-        raise ValueError(f'compare: need matching (seeds >= 3, 14) arrays, got {policy.shape} '
-                         f'and {expert.shape}')
+    if policy.shape != expert.shape or policy.ndim != 2 or policy.shape[0] < MIN_SEEDS:
+        raise ValueError(f'compare: need matching (seeds >= {MIN_SEEDS}, 14) arrays, got '
+                         f'{policy.shape} and {expert.shape}')
     rows = []
     for j, label in enumerate(names.VECTOR_NAMES):
         p, e = policy[:, j] - policy[:, j].mean(), expert[:, j] - expert[:, j].mean()
         covariance, expert_power = float((p * e).sum()), float((e ** 2).sum())
         spread = float(np.sqrt((p ** 2).sum() * expert_power))
+        expert_std = float(e.std())
         # A joint the expert moves the same way for every seed says nothing about the object.
-        varies = e.std() > MIN_EXPERT_STD
+        varies = expert_std > MIN_EXPERT_STD
         rows.append(JointProbe(label,
                                corr=covariance / spread if varies and spread > 0 else None,
                                gain=covariance / expert_power if varies else None,
-                               expert_std=float(e.std()), policy_std=float(p.std()),
+                               expert_std=expert_std, policy_std=float(p.std()),
                                mae=float(np.abs(policy[:, j] - expert[:, j]).mean())))
     return rows
 
@@ -70,9 +72,9 @@ def probe(model, task: str, seeds, step: int = 40, num_steps: int = 10,
           calibration: str = 'aloha_sim') -> dict:
     """Policy vs expert at chunk step `step` of the first chunk over `seeds`."""
     from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop
-    if not 0 <= step < 50:
-        raise ValueError(f'--step must be in 0..49 (a step of the first 50-action chunk), '
-                         f'got {step}')
+    if not 0 <= step < names.CHUNK_LENGTH:
+        raise ValueError(f'--step must be in 0..{names.CHUNK_LENGTH - 1} (a step of the first '
+                         f'{names.CHUNK_LENGTH}-action chunk), got {step}')
     seeds = [int(s) for s in seeds]
     loop = ClosedLoop(task, query=None, calibration=calibration)
     policy, expert = [], []
@@ -85,9 +87,10 @@ def probe(model, task: str, seeds, step: int = 40, num_steps: int = 10,
             expert.append(expert_targets(task, seed, loop.calibration, step))
     finally:
         loop.close()
+    policy, expert = np.array(policy), np.array(expert)
     return {'task': task, 'seeds': seeds, 'step': step, 'num_steps': num_steps,
-            'joints': [asdict(row) for row in compare(np.array(policy), np.array(expert))],
-            'policy': np.array(policy).tolist(), 'expert': np.array(expert).tolist()}
+            'joints': [asdict(row) for row in compare(policy, expert)],
+            'policy': policy.tolist(), 'expert': expert.tolist()}
 
 
 def table(result: dict) -> str:

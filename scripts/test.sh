@@ -79,12 +79,31 @@ stage_py310() {
   .venv310/bin/python -m pytest -q -ra "${PY310_TESTS[@]}"
 }
 
+# Each stage's environment takes 1-3 GB (.venv 2.5, .venv-jazzy 2.4, .venv310 0.9) and pip
+# unpacks wheels in TMPDIR first: say so before pip fails half-way with ENOSPC.
+stage_venv() {
+  case "$1" in kilted) echo .venv ;; jazzy) echo .venv-jazzy ;; py310) echo .venv310 ;; esac
+}
+
+check_disk() {
+  local free_mb need_mb=4000
+  [ "$1" = py310 ] && need_mb=1500
+  free_mb=$(df -Pm . "${TMPDIR:-/tmp}" | awk 'NR > 1 {print $4}' | sort -n | head -1)
+  if [ "$free_mb" -lt "$need_mb" ]; then
+    echo "test.sh: only ${free_mb} MB free on . or ${TMPDIR:-/tmp}; stage $1 needs about" \
+      "${need_mb} MB (its venv and pip's unpacking). Free space (old clones in /tmp, runs/) or" \
+      "set TMPDIR to a roomier disk." >&2
+    exit 1
+  fi
+}
+
 for stage in $STAGES; do
   case "$stage" in
     kilted|jazzy|py310) ;;
     *) echo "test.sh: unknown stage $stage (kilted, jazzy, py310)" >&2; exit 2 ;;
   esac
   echo "=== test stage: $stage"
+  [ -d "$(stage_venv "$stage")" ] || check_disk "$stage"
   started=$SECONDS
   "stage_$stage" "$@"
   echo "=== test stage $stage passed in $((SECONDS - started)) s"

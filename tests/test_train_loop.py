@@ -170,6 +170,11 @@ def test_config_errors_name_the_field(tmp_path, dataset):
         load_train_config(path)
     with pytest.raises(ConfigError, match='override'):
         load_train_config(path, ['optim.steps'])
+    good = tmp_path / 'good.yaml'
+    good.write_text(yaml.safe_dump({'preset': 'sim'}))
+    assert load_train_config(good, ['loss.action_weight=10']).loss.action_weight == 10
+    with pytest.raises(ConfigError, match=r'loss.action_weight must be > 0'):
+        load_train_config(good, ['loss.action_weight=0'])
     empty = tmp_path / 'empty'
     empty.mkdir()
     from cosmos_policy_ros.training.episodes import EpisodeError

@@ -38,6 +38,18 @@ def test_masks_per_sample_kind():
     assert cond[0].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
 
 
+def test_action_weight_scales_the_generated_action_frame_only():
+    action = L.ALOHA_LAYOUT.index(L.Role.ACTION)
+    cond, loss = masks_for(L.ALOHA_LAYOUT, ['policy', 'world_model', 'value'],
+                           action_weight=10.0)
+    assert loss[0, action] == 10.0                  # policy: the chunk is generated
+    assert loss[1, action] == 1.0 and loss[2, action] == 1.0   # conditioning there
+    others = [t for t in range(11) if t != action]
+    assert loss[:, others].eq(1).all()
+    _, plain = masks_for(L.ALOHA_LAYOUT, ['policy'])
+    assert plain.eq(1).all()
+
+
 def test_value_targets():
     success = value_targets(5, reward=1.0, gamma=0.5)
     np.testing.assert_allclose(success, 2 * 0.5 ** np.array([4, 3, 2, 1, 0]) - 1)

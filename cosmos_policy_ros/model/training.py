@@ -83,10 +83,14 @@ def encode_batch(vae, layout: LatentLayout, batch: TrainBatch) -> torch.Tensor:
 
 
 def masks_for(layout: LatentLayout, kinds: Sequence[SampleKind],
-              value_mode: ValueMode = ValueMode.V_SAS) -> tuple[torch.Tensor, torch.Tensor]:
-    """condition_mask_B_T (bool) and loss_mask_B_T (float) for per-sample kinds."""
+              value_mode: ValueMode = ValueMode.V_SAS,
+              action_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """condition_mask_B_T (bool) and loss_mask_B_T (float) for per-sample kinds; the action
+    frame's loss is multiplied by action_weight where it is generated (1.0: the reference)."""
     cond = np.stack([layout.condition_mask(kind, value_mode) for kind in kinds])
     loss = np.stack([layout.loss_mask(kind, value_mode) for kind in kinds])
+    action = layout.index(Role.ACTION)
+    loss[:, action] = np.where(cond[:, action], loss[:, action], loss[:, action] * action_weight)
     return torch.from_numpy(cond), torch.from_numpy(loss)
 
 

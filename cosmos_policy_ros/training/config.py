@@ -101,6 +101,18 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    # Multiplies the action frame's loss. 1.0 is the reference: there the action frame is one
+    # of 11 and, at full size, holds many copies of the chunk; at 64 px it holds one, and the
+    # image frames dominate the gradient (docs/training.md, "Action loss weight").
+    action_weight: float = 1.0
+
+    def __post_init__(self):
+        if not self.action_weight > 0:
+            raise ConfigError(f'loss.action_weight must be > 0, got {self.action_weight}')
+
+
+@dataclass(frozen=True)
 class ValConfig:
     every: int = 500                    # steps between validations (0: only at the end)
     samples: int = 64                   # held-out samples, spread evenly over val episodes
@@ -133,6 +145,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     val: ValConfig = field(default_factory=ValConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
@@ -142,7 +155,8 @@ class TrainConfig:
 
 
 SECTIONS = {'data': DataConfig, 'augment': AugmentConfig, 'cache': CacheConfig,
-            'optim': OptimConfig, 'val': ValConfig, 'checkpoint': CheckpointConfig}
+            'optim': OptimConfig, 'loss': LossConfig, 'val': ValConfig,
+            'checkpoint': CheckpointConfig}
 
 
 def apply_overrides(data: dict, overrides) -> dict:

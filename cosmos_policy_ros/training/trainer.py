@@ -177,7 +177,8 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self) -> dict:
         x0, text, kinds, rows, sigma, eps = self.batch(self.step)
-        cond, loss_mask = masks_for(self.layout, kinds, self.config.data.value_mode)
+        cond, loss_mask = masks_for(self.layout, kinds, self.config.data.value_mode,
+                                    self.config.loss.action_weight)
         self.model.train()
         with torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.bf16 and not
                             self.config.fsdp):

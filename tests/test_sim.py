@@ -1,5 +1,9 @@
 """AlohaSim (ROS-free): seeded resets, command validation/clamping, joint states, render, success
 (the validator itself is cosmos_policy_ros.joint_command)."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -110,6 +114,24 @@ def test_render_three_cameras(sim):
         assert rgb.std() > 5           # a scene, not a blank buffer
     with pytest.raises(ValueError, match='unknown camera'):
         sim.render(['cam_low'])
+
+
+@pytest.mark.skipif(bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')),
+                    reason='a display lets MuJoCo render without MUJOCO_GL')
+def test_rendering_without_a_display_or_mujoco_gl_names_the_fix():
+    """MuJoCo's own error ('an OpenGL platform library has not been loaded') does not say
+    what to set; ours does."""
+    env = {k: v for k, v in os.environ.items() if k not in ('MUJOCO_GL', 'PYOPENGL_PLATFORM')}
+    code = ('from cosmos_policy_ros.sim.aloha_sim import AlohaSim\n'
+            'from cosmos_policy_ros.calibration import load_calibration\n'
+            "sim = AlohaSim('transfer_cube', load_calibration('aloha_sim'))\n"
+            'sim.reset(0)\n'
+            "sim.render(['cam_high'])\n")
+    done = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    if done.returncode == 0:
+        pytest.skip('MuJoCo found an OpenGL platform without MUJOCO_GL here')
+    assert 'set MUJOCO_GL=egl' in done.stderr and 'MUJOCO_GL is unset' in done.stderr
 
 
 def test_unknown_task_names_the_fix():

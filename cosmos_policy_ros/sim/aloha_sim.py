@@ -8,6 +8,7 @@ Time advances DT = 0.02 s per step (10 physics substeps of 2 ms, as gym-aloha).
 Rendering uses one mujoco.Renderer created lazily by the first `render` call: an EGL context
 belongs to the thread that made it, so call `render` from one thread only.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def sample_object_poses(task: str, seed: int) -> dict:
         position = rng.uniform([x_lo, y_lo, 0.05], [x_hi, y_hi, 0.05])
         poses[name] = np.concatenate([position, [1.0, 0.0, 0.0, 0.0]])
     return poses
+
+
+def _make_renderer(model, image_size) -> mujoco.Renderer:
+    """An offscreen renderer; without a display MuJoCo needs MUJOCO_GL=egl (or osmesa), and
+    its own error does not say so."""
+    try:
+        return mujoco.Renderer(model, *image_size)
+    except mujoco.FatalError as exc:
+        if 'OpenGL' not in str(exc):
+            raise
+        raise RuntimeError(
+            f'MuJoCo could not create an OpenGL context to render the cameras ({exc}). On a '
+            'machine without a display set MUJOCO_GL=egl (GPU or Mesa EGL) or '
+            'MUJOCO_GL=osmesa before starting (MUJOCO_GL is '
+            f'{os.environ.get("MUJOCO_GL", "unset")}).') from exc
 
 
 @dataclass(frozen=True)
@@ -212,7 +228,7 @@ class AlohaSim:
         if unknown:
             raise ValueError(f'unknown camera(s) {unknown}; known: {list(MUJOCO_CAMERAS)}')
         if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, *self.image_size)
+            self._renderer = _make_renderer(self.model, self.image_size)
         images = {}
         for camera in cameras:
             self._renderer.update_scene(self.data, camera=MUJOCO_CAMERAS[camera])

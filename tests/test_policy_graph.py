@@ -212,20 +212,25 @@ class TestControllerOnSim:
         assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'running',
                                timeout=30)
         estop.publish(Bool(data=True))
-        assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'estop',
-                               timeout=10)
-        engaged_at = latest_status(observer.status)['stamp']
-        assert client.wait_for(lambda: commands_14(observer.commands)[0][-1] > engaged_at + 0.3,
-                               timeout=30)
-        times, commands = commands_14(observer.commands)
-        after = commands[times > engaged_at + DT + 1e-6]    # one tick after the status said so
-        assert len(after) > 3 and np.ptp(after, axis=0).max() < 1e-9
-        # A chunk during the e-stop is refused; releasing waits for the next chunk.
-        chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.2),
-                              int(sim_now(client) * 1e9)))
-        assert client.wait_for(lambda: 'e-stop' in latest_status(observer.status)['counts']
-                               ['last_reject'], timeout=10)
-        estop.publish(Bool(data=False))
+        try:     # released whatever happens: the class's later tests share this bring-up
+            assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'estop',
+                                   timeout=10)
+            engaged_at = latest_status(observer.status)['stamp']
+
+            def held_commands() -> np.ndarray:     # from one tick after the status said e-stop
+                times, commands = commands_14(observer.commands)
+                return commands[times > engaged_at + DT + 1e-6]
+            # Counted, not timed: a starved controller skips late ticks (see assert_25hz), so a
+            # fixed span of sim time can hold fewer commands than its 25 Hz share.
+            assert client.wait_for(lambda: len(held_commands()) >= 6, timeout=30)
+            assert np.ptp(held_commands(), axis=0).max() < 1e-9
+            # A chunk during the e-stop is refused; releasing waits for the next chunk.
+            chunks.publish(to_msg(wave_chunk(current_robot_vector(observer), 0.2),
+                                  int(sim_now(client) * 1e9)))
+            assert client.wait_for(lambda: 'e-stop' in latest_status(observer.status)['counts']
+                                   ['last_reject'], timeout=10)
+        finally:
+            estop.publish(Bool(data=False))
         assert client.wait_for(lambda: latest_status(observer.status).get('state') == 'idle',
                                timeout=10)
         procs.check_alive()

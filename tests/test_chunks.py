@@ -97,6 +97,23 @@ def test_sync_holds_then_plays_whole_chunk():
     assert executor.remaining((CHUNK_LENGTH + 4) * DT) == 0
 
 
+@pytest.mark.parametrize('mode', ['sync', 'async'])
+def test_only_the_first_execute_steps_actions_play_then_the_last_of_them_holds(mode):
+    executor = ChunkExecutor(mode=mode, execute_steps=20)
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    targets = [executor.target(k * DT) for k in range(25)]
+    assert executor.remaining(0.0) == 19
+    assert [t.position[0] for t in targets] == list(range(20)) + [19] * 5
+    assert not targets[19].holding and targets[20].holding
+    assert executor.remaining(24 * DT) == 0
+
+
+@pytest.mark.parametrize('steps', [0, CHUNK_LENGTH + 1])
+def test_execute_steps_outside_a_chunk_is_refused(steps):
+    with pytest.raises(ValueError, match='execute_steps must be in 1..50'):
+        ChunkExecutor(execute_steps=steps)
+
+
 def test_sync_plays_a_resent_chunk_of_the_same_observation_once():
     """A re-query of the same observation (same stamp) while its chunk runs or waits is the
     same chunk: it is not queued to play again. A chunk of a newer observation is."""

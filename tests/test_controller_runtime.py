@@ -284,6 +284,24 @@ def test_lockstep_commands_only_while_a_chunk_runs_and_starts_it_at_its_stamp():
     np.testing.assert_allclose(rt.gate.last_safe[ARM], (START_COMMAND + 0.1)[ARM])
 
 
+def test_lockstep_with_execute_steps_commands_that_many_actions_then_stops():
+    """The sim waits once the controller stops commanding: after execute_steps actions the
+    episode pauses for the next query, whose seed counts queries in execute_steps periods."""
+    start = lockstep.episode_start(0)
+    rt = runtime(lockstep=True, execute_steps=10)
+    feed(rt, start)
+    rt.step(start)
+    assert rt.submit(ramp(start), start).command is not None     # action 0 at its stamp
+    ticks = run(rt, start + DT, 12)
+    commanded = [tick.command is not None for tick in ticks]
+    assert commanded == [True] * 9 + [False] * 3                # actions 1..9, then none
+    assert ticks[-1].status.state == State.HOLDING.value and ticks[-1].status.remaining == 0
+    for query in range(4):
+        stamp = start + query * 10 * DT
+        assert lockstep.noise_seed(7, stamp, execute_steps=10) == 7000 + query
+    assert lockstep.noise_seed(7, start + 2.0) == 7001          # the reference's 50 actions
+
+
 def test_lockstep_a_waiting_chunk_that_is_bad_is_rejected_when_its_time_comes():
     start = lockstep.episode_start(0)
     rt = runtime(lockstep=True)

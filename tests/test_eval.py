@@ -33,15 +33,18 @@ def test_wilson_interval():
 
 
 @pytest.mark.slow
-def test_ros_graph_and_in_process_loop_agree(checkpoint, tmp_path, log_dir):
-    """Same seed: identical chunks, values, joint states and executed commands."""
+@pytest.mark.parametrize('execute_steps, queries', [(50, 2), (20, 3)])
+def test_ros_graph_and_in_process_loop_agree(checkpoint, tmp_path, log_dir, execute_steps,
+                                             queries):
+    """Same seed: identical chunks, values, joint states and executed commands; whole chunks
+    (queries at 0 and 2 s) and 20 actions of each (queries at 0, 0.8 and 1.6 s)."""
     from cosmos_policy_ros.ros.evaluation import run_ros
     config = EvalConfig(checkpoint=checkpoint, episodes=1, seed=1003, num_steps=2,
-                        horizon_s=2.2, videos=0, out=str(tmp_path / 'out'), threads=1,
-                        wall_timeout=400)
+                        execute_steps=execute_steps, horizon_s=2.2, videos=0,
+                        out=str(tmp_path / 'out'), threads=1, wall_timeout=400)
     local = run_in_process(config, lambda r: None)[0]
     graph = run_ros(config, lambda r: None, log_dir)[0]
-    assert len(local.chunks) == len(graph.chunks) == 2      # queries at 0 s and 2 s
+    assert len(local.chunks) == len(graph.chunks) == queries
     for a, b in zip(local.chunks, graph.chunks):
         np.testing.assert_array_equal(np.float32(a), np.float32(b))
     assert local.values == pytest.approx(graph.values, abs=1e-6)
@@ -122,3 +125,10 @@ def test_camera_rate_must_keep_frames_fresher_than_the_controller_timeout():
     with pytest.raises(ValueError, match='--camera-rate 1 Hz'):
         EvalConfig(checkpoint='sim_aloha', camera_rate=1.0)
     assert EvalConfig(checkpoint='sim_aloha', camera_rate=1.5).camera_rate == 1.5
+
+
+def test_execute_steps_outside_a_chunk_is_refused_naming_the_flag(capsys):
+    from cosmos_policy_ros.cli import main
+    assert main(['eval', '--checkpoint', 'sim_aloha', '--execute-steps', '0']) == 2
+    assert '--execute-steps must be in 1..50 (actions of a chunk), got 0' in \
+        capsys.readouterr().out

@@ -7,6 +7,8 @@ Sync (the reference's behaviour): a chunk plays from its first action when it ar
 end, then the last action is held until the next chunk. Async: the next inference starts while
 a chunk runs; the new chunk is aligned by its observation stamp (the steps that elapsed during
 inference are skipped) and cross-faded with the old one over `blend_steps` ticks (0: splice).
+Either way only a chunk's first `execute_steps` actions are played (the reference plays all
+50); fewer means more queries and a shorter open-loop stretch between observations.
 """
 from dataclasses import dataclass, field
 
@@ -126,6 +128,7 @@ class ChunkExecutor:
     dt: float = DT
     blend_steps: int = 5          # async cross-fade length in ticks (0: splice)
     interpolate: bool = False
+    execute_steps: int = CHUNK_LENGTH   # actions played of each chunk (the rest are dropped)
     _active: _Running | None = None
     _previous: _Running | None = None
     _pending: list = field(default_factory=list)
@@ -140,12 +143,16 @@ class ChunkExecutor:
             raise ValueError(f'ChunkExecutor.dt must be positive, got {self.dt}')
         if self.blend_steps < 0:
             raise ValueError(f'ChunkExecutor.blend_steps must be >= 0, got {self.blend_steps}')
+        if not 1 <= self.execute_steps <= CHUNK_LENGTH:
+            raise ValueError(f'ChunkExecutor.execute_steps must be in 1..{CHUNK_LENGTH}, got '
+                             f'{self.execute_steps}')
 
     def submit(self, positions, stamp: float, now: float) -> int:
         """Queue (sync) or switch to (async) a validated chunk; returns its id."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != STATE_DIM:
             raise ValueError(f'chunk positions must be (N, {STATE_DIM}), got {positions.shape}')
+        positions = positions[:self.execute_steps]
         if self.mode == 'sync':
             # One chunk per observation: a re-sent query of the same observation (the policy
             # re-queries when a chunk's acknowledgment is slow) must not play the chunk again.

@@ -11,15 +11,17 @@ nodes only apply them):
   current instant if they are not on the camera-rate grid.
 - The controller publishes commands only while it executes a chunk. In sync mode a chunk
   starts at the tick of its observation stamp: the sim is paused at that instant, so action
-  k is applied over [stamp + 40 ms k, stamp + 40 ms (k+1)), then the sim pauses again.
+  k is applied over [stamp + 40 ms k, stamp + 40 ms (k+1)), for the chunk's first
+  `execute_steps` actions (all 50 by default), then the sim pauses again.
 - The policy queries when the controller reports the chunk finished (or idle) and uses only
   observations stamped at or after that report.
 - Episode k (the k-th reset) starts at sim time (k + 1) * EPISODE_PERIOD, so any stamp tells
   its episode; its seed is the first seed + k and query q of the episode uses noise seed
   query_seed(episode seed, q), the same seeds as the in-process (--no-ros) loop.
 """
+from cosmos_policy_ros.names import CHUNK_LENGTH, CONTROL_HZ
+
 EPISODE_PERIOD = 1000.0        # sim seconds reserved per episode (episodes are shorter)
-CHUNK_SECONDS = 2.0            # 50 actions at 25 Hz
 
 
 def episode_of(stamp: float) -> int:
@@ -31,9 +33,11 @@ def episode_start(index: int) -> float:
     return (index + 1) * EPISODE_PERIOD
 
 
-def query_index(stamp: float) -> int:
-    """Which chunk of its episode an observation at `stamp` starts (0, 1, ...)."""
-    return int(round((stamp - episode_start(episode_of(stamp))) / CHUNK_SECONDS))
+def query_index(stamp: float, execute_steps: int = CHUNK_LENGTH) -> int:
+    """Which chunk of its episode an observation at `stamp` starts (0, 1, ...), when each
+    chunk runs `execute_steps` actions (one every 40 ms)."""
+    period = execute_steps / CONTROL_HZ
+    return int(round((stamp - episode_start(episode_of(stamp))) / period))
 
 
 def query_seed(episode_seed: int, query: int) -> int:
@@ -41,7 +45,7 @@ def query_seed(episode_seed: int, query: int) -> int:
     return int(episode_seed) * 1000 + int(query)
 
 
-def noise_seed(first_seed: int, stamp: float) -> int:
+def noise_seed(first_seed: int, stamp: float, execute_steps: int = CHUNK_LENGTH) -> int:
     """Noise seed of the query on the observation at `stamp` when the first episode's sim
     seed is `first_seed` (episode k has seed first_seed + k)."""
-    return query_seed(first_seed + episode_of(stamp), query_index(stamp))
+    return query_seed(first_seed + episode_of(stamp), query_index(stamp, execute_steps))

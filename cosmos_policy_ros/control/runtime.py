@@ -58,6 +58,7 @@ class RuntimeConfig:
     """The controller's settings: the node parameters of the same names (schemas.controller,
     where their defaults and ranges are declared)."""
     mode: str
+    execute_steps: int
     blend_steps: int
     output_rate: float
     max_step_rad: float
@@ -110,7 +111,8 @@ class ControllerRuntime:
                                                config.max_gripper_step)
         self.gate = SafetyGate(limits.scaled_step(1.0 / ticks_per_action))
         self.executor = ChunkExecutor(mode=config.mode, blend_steps=config.blend_steps,
-                                      interpolate=ticks_per_action > 1.0)
+                                      interpolate=ticks_per_action > 1.0,
+                                      execute_steps=config.execute_steps)
         watched = {source: config.observation_timeout
                    for source in names.CAMERAS + names.FOLLOWERS}
         watched['chunk'] = config.chunk_timeout

@@ -3,8 +3,9 @@
 It does what the lockstep graph does (control.lockstep), step for step: reset the sim to the
 episode seed; at each chunk boundary render the cameras and read the joint states into an
 observation, query the policy (noise seed lockstep.query_seed(seed, chunk)), convert the chunk
-to command units and pass each action through the controller's safety gate, one action per
-40 ms control period (two 20 ms physics steps); stop at success or after the horizon. The ROS
+to command units and pass its first `execute_steps` actions through the controller's safety
+gate, one action per 40 ms control period (two 20 ms physics steps); stop at success or after
+the horizon. The ROS
 graph and this loop therefore produce the same chunks for the same seeds (tested).
 """
 import time
@@ -63,7 +64,11 @@ def planner_query(best_of_n) -> Query:
 class ClosedLoop:
     def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
                  horizon_s: float | None = None, max_step_rad: float = 0.1,
-                 max_gripper_step: float = 0.25):
+                 max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH):
+        if not 1 <= execute_steps <= names.CHUNK_LENGTH:
+            raise ValueError(f'execute_steps must be in 1..{names.CHUNK_LENGTH}, got '
+                             f'{execute_steps}')
+        self.execute_steps = execute_steps
         self.task = get_task(task)
         self.query = query
         self.calibration = load_calibration(calibration)
@@ -108,7 +113,7 @@ class ClosedLoop:
             result.chunks.append(answer.chunk)
             result.values.append(answer.value)
             result.query_seconds.append(answer.seconds)
-            commands = robot_to_command(answer.chunk, self.gripper)
+            commands = robot_to_command(answer.chunk[:self.execute_steps], self.gripper)
             for k, command in enumerate(commands):
                 if ticks >= self.horizon_ticks:
                     break

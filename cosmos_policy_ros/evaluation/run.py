@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cosmos_policy_ros.evaluation import results as R
 from cosmos_policy_ros.evaluation.results import EpisodeResult
+from cosmos_policy_ros.names import CHUNK_LENGTH
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class EvalConfig:
     episodes: int = 10
     seed: int = 1000                   # first episode seed (episode i uses seed + i)
     num_steps: int = 10
+    execute_steps: int = CHUNK_LENGTH  # actions executed of each chunk (schemas.controller)
     horizon_s: float = 0.0             # 0 = the task's episode length
     videos: int = 3                    # film cam_high for this many first episodes
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)
@@ -43,6 +45,11 @@ class EvalConfig:
             raise ValueError(f'--seed must be >= 0, got {self.seed}')
         if self.num_steps < 1:
             raise ValueError(f'--num-steps must be >= 1, got {self.num_steps}')
+        from cosmos_policy_ros.schemas.controller import EXECUTE_STEPS
+        if not EXECUTE_STEPS.min <= self.execute_steps <= EXECUTE_STEPS.max:
+            raise ValueError(f'--execute-steps must be in {EXECUTE_STEPS.min}..'
+                             f'{EXECUTE_STEPS.max} (actions of a chunk), got '
+                             f'{self.execute_steps}')
         self._check_camera_rate()
         if self.rollout_frame_stride < 1:
             raise ValueError(f'--rollout-frame-stride must be >= 1, got '
@@ -94,7 +101,8 @@ def load_models(cfg: EvalConfig):
 
 def run_in_process(cfg: EvalConfig, on_episode) -> list[EpisodeResult]:
     from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop
-    loop = ClosedLoop(cfg.task, load_models(cfg), horizon_s=cfg.horizon())
+    loop = ClosedLoop(cfg.task, load_models(cfg), horizon_s=cfg.horizon(),
+                      execute_steps=cfg.execute_steps)
     results = []
     try:
         for i in range(cfg.episodes):

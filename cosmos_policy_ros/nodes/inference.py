@@ -89,7 +89,8 @@ class InferenceNode(Node):
         """Lockstep: from the episode seed and chunk index (control.lockstep); else
         `free_running`, the subclass's per-query seed."""
         if self.params.lockstep:
-            return lockstep.noise_seed(self.params.seed, raw.stamp_ns * 1e-9)
+            return lockstep.noise_seed(self.params.seed, raw.stamp_ns * 1e-9,
+                                       self.params.execute_steps)
         return free_running
 
     def publish_chunk(self, actions, stamp_ns: int) -> None:

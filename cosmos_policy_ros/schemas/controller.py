@@ -3,6 +3,13 @@ from cosmos_policy_ros import names
 from cosmos_policy_ros.control.chunks import MODES
 from cosmos_policy_ros.params import Param
 
+# The controller plays these actions of each chunk; the policy and planner read it too, since
+# in lockstep their noise seeds count queries by it (control.lockstep). One Param for all.
+EXECUTE_STEPS = Param(
+    'execute_steps', names.CHUNK_LENGTH, 'actions executed of each chunk before the next one '
+    '(sync: the policy re-queries after them); the reference executes all 50',
+    min=1, max=names.CHUNK_LENGTH, read_only=True)
+
 CONTROLLER = (
     Param('calibration', 'aloha_sim', 'calibration/<name>.yaml or a path (limits, gripper)',
           read_only=True),
@@ -10,6 +17,7 @@ CONTROLLER = (
           read_only=True),
     Param('mode', 'sync', 'sync: play whole chunks; async: align by stamp and blend',
           choices=MODES, read_only=True),
+    EXECUTE_STEPS,
     Param('blend_steps', 5, 'async cross-fade length [ticks] (0: splice)', min=0, max=50),
     Param('output_rate', 25.0, 'command rate [Hz]; above 25 Hz targets are interpolated',
           min=25.0, max=1000.0, read_only=True),

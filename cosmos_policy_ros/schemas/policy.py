@@ -5,6 +5,7 @@ from cosmos_policy_ros.params import Param
 from cosmos_policy_ros.planning.aggregate import AGGREGATIONS
 from cosmos_policy_ros.planning.best_of_n import VALUE_MODES
 from cosmos_policy_ros.runtime import RUNTIMES
+from cosmos_policy_ros.schemas.controller import EXECUTE_STEPS
 from cosmos_policy_ros.sim.tasks import TASKS
 
 MODEL = (
@@ -58,6 +59,7 @@ QUERY = (
     Param('lockstep', False, 'sim lockstep (control.lockstep): query on finished chunks with '
           'observations after them; noise seeds from the episode seed and chunk index',
           read_only=True),
+    EXECUTE_STEPS,
 )
 
 POLICY = MODEL + REMOTE + OBSERVATION + QUERY + (

@@ -135,6 +135,19 @@ def test_graph_arguments_are_typed_and_range_checked_by_the_schema():
         build_graph('aloha_policy', {'planning': 'true', 'value_steps': '0,1'})
 
 
+def test_execute_steps_reaches_the_controller_and_whichever_node_queries():
+    """The controller plays that many actions; the policy or planner counts lockstep queries
+    by it (control.lockstep.noise_seed), so both must get the same value."""
+    for planning in ('false', 'true'):
+        specs = {s.executable: s for s in build_graph('aloha_policy', {
+            'execute_steps': '25', 'planning': planning})}
+        querying = specs['planner' if planning == 'true' else 'policy']
+        assert specs['controller'].parameters['execute_steps'] == 25
+        assert querying.parameters['execute_steps'] == 25
+    with pytest.raises(ValueError, match=r"execute_steps:='51'.*above the maximum 50"):
+        build_graph('aloha_policy', {'execute_steps': '51'})
+
+
 def test_planning_switches_the_controller_input():
     from cosmos_policy_ros import names
     plain = {s.executable: s for s in build_graph('aloha_policy', {})}

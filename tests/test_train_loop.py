@@ -1,5 +1,6 @@
 """`train`: checkpoints, exact resume, data-parallel equivalence and the failure modes, on a
 tiny preset and real files (ROS-free)."""
+import csv
 import json
 import os
 import subprocess
@@ -90,6 +91,28 @@ def test_planning_model_run_validates_its_value_given_the_true_future(tmp_path, 
         assert 0.0 <= result.val[key] <= 1.0, key
     header = (Path(config.output) / 'val.csv').read_text().splitlines()[0].split(',')
     assert 'value_given_future_abs_err_failures' in header
+
+
+def test_a_run_without_policy_samples_keeps_the_best_value_given_the_future(tmp_path, dataset):
+    """A planning model trained on rollouts alone (no policy samples) is kept by the value
+    error the planner depends on; its action error says nothing about it."""
+    failures = tmp_path / 'failures'
+    for i in range(3):
+        write_episode(failures / f'episode_{i}.hdf5', seed=20 + i, success=False)
+    config = config_from_dict(train_config(tmp_path, dataset, **{
+        'data.rollouts': [], 'data.failed_demos': 'rollout', 'data.value_mode': 'v_sprime',
+        'data.demo_sampling_prob': 0.0, 'data.val_episodes': 4, 'data.split_seed': 1,
+        'val.every': 2, 'optim.steps': 6, 'data.episodes': [str(dataset), str(failures)]}))
+    result = train(config, progress=False)
+    described = json.loads((Path(config.output) / 'data.json').read_text())
+    assert described['sample_mix']['policy'] == 0.0
+    rows = list(csv.DictReader((Path(config.output) / 'val.csv').open()))
+    assert len(rows) == 3
+    best = yaml.safe_load((result.best / 'config.yaml').read_text())['extra']
+    chosen = min(rows, key=lambda row: float(row['value_given_future_abs_err']))
+    assert best['step'] == int(chosen['step'])
+    assert best['val']['value_given_future_abs_err'] == \
+        pytest.approx(float(chosen['value_given_future_abs_err']))
 
 
 def test_resume_is_bit_exact(tmp_path, dataset):

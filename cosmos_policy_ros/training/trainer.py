@@ -5,8 +5,10 @@ Each step's samples, augmentation draws and diffusion noise come from a generato
 (same batches, same noise, restored optimiser state): N steps straight equal N/2 + resume +
 N/2 bit for bit on the CPU. Under torchrun every rank trains on its rows of the same global
 batch. Checkpoints every `checkpoint.every` steps, at the end and on SIGINT/SIGTERM;
-validation on held-out episodes every `val.every` steps; the best checkpoint by validation
-action error is kept in <run>/best.
+validation on held-out episodes every `val.every` steps; the best checkpoint is kept in
+<run>/best: by validation action error, or, for a run that draws no policy samples (a
+planning model trained on rollouts alone), by the value error given the true future, which is
+what the planner uses it for (its action error only drifts).
 """
 import json
 import math
@@ -370,8 +372,9 @@ class Trainer:
             return
         val_log.add({'step': self.step, **metrics})
         board.add('val', self.step, metrics)
-        if metrics['action_l1_arms'] < self.best_metric:
-            self.best_metric = metrics['action_l1_arms']
+        selected = selection_metric(self.data.mix.proportions())
+        if metrics[selected] < self.best_metric:
+            self.best_metric = metrics[selected]
             checkpoints.save_model(self.run / 'best', {'dit': self.deploy_state(),
                                                        'vae': self.vae},
                                    self.preset, self.extra(),
@@ -390,6 +393,11 @@ class Trainer:
                                                              sort_keys=False))
         self.data.write_statistics(self.run / checkpoints.STATISTICS_FILE)
         (self.run / 'data.json').write_text(json.dumps(self.data.describe(), indent=2) + '\n')
+
+
+def selection_metric(sample_mix: dict) -> str:
+    """The validation metric that picks <run>/best for a run with this sample mix."""
+    return 'action_l1_arms' if sample_mix.get('policy', 0.0) > 0 else 'value_given_future_abs_err'
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:

@@ -64,16 +64,18 @@ def test_sim_transfer_cube_predicts_a_chunk_that_starts_at_the_robot():
 
 
 @pytest.mark.usefixtures('one_torch_thread')
-def test_sim_aloha_planning_scores_the_policy_candidates():
-    """The shipped planning model (V(s')) plans for the shipped policy it was trained from:
-    same statistics, so the raw action latent means the same; every candidate gets finite
-    value samples in [0, 1] and the chosen chunk is one of the candidates."""
+@pytest.mark.parametrize('policy_name, task', [('sim_aloha', 'insertion'),
+                                               ('sim_transfer_cube', 'transfer_cube')])
+def test_shipped_planning_model_scores_its_policy_candidates(policy_name, task):
+    """Each shipped planning model (V(s'), <policy>_planning) plans for the shipped policy it
+    was trained from: same statistics, so the raw action latent means the same; every
+    candidate gets finite value samples in [0, 1] and the chosen chunk is one of them."""
     from cosmos_policy_ros.model.policy import CosmosPolicy
     from cosmos_policy_ros.planning.best_of_n import BestOfN, PlanningConfig
-    policy = CosmosPolicy.from_config(checkpoint='sim_aloha')
-    planner_model = CosmosPolicy.from_config(checkpoint='sim_aloha_planning')
+    policy = CosmosPolicy.from_config(checkpoint=policy_name)
+    planner_model = CosmosPolicy.from_config(checkpoint=f'{policy_name}_planning')
     assert policy.statistics.to_json_dict() == planner_model.statistics.to_json_dict()
-    observation = first_observation('insertion', policy)
+    observation = first_observation(task, policy)
     plan = BestOfN(policy, planner_model, PlanningConfig(
         num_candidates=2, action_steps=2, future_steps=(1,), value_steps=(1, 2))).plan(
             observation, seed=0)

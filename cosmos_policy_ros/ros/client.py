@@ -8,7 +8,7 @@ import time
 from collections import deque
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
 from cosmos_policy_ros.ros.stamps import to_ns
@@ -69,7 +69,11 @@ class GraphClient:
             rclpy.init()
         self.node = rclpy.create_node(name, parameter_overrides=[
             rclpy.parameter.Parameter('use_sim_time', value=use_sim_time)])
-        self._executor = MultiThreadedExecutor(num_threads=4)
+        # One thread: the callbacks only store messages and resolve futures. The client's
+        # blocking methods run on the caller's thread. rclpy's MultiThreadedExecutor (4 threads
+        # on 2 cores) took so much of the GIL on one CI machine that 0.9 MB camera frames at
+        # 20-30 Hz arrived at 5-6 Hz and a feeding test thread published a third of its rate.
+        self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, name=f'{name}-spin',
                                         daemon=True)

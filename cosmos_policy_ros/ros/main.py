@@ -2,11 +2,16 @@
 import os
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
 
 
 def run(node_factory, args=None, threads: int | None = None) -> None:
-    """Init, build the node, spin a MultiThreadedExecutor, and always clean up.
+    """Init, build the node, spin a MultiThreadedExecutor (threads=1: a SingleThreadedExecutor),
+    and always clean up.
 
     A node that raises while being built exits non-zero with the error on stderr, so a
     launcher sees it (no silent crash).
@@ -16,7 +21,8 @@ def run(node_factory, args=None, threads: int | None = None) -> None:
     node = None
     try:
         node = node_factory()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = (SingleThreadedExecutor() if threads == 1
+                    else MultiThreadedExecutor(num_threads=threads))
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

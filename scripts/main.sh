@@ -24,7 +24,8 @@ fi
 # Unfilmed episodes render the cameras at 2 Hz of sim time (rendering is ~0.2 s a set here):
 # frames stay fresher than the controller's 1 s observation timeout, so every chunk runs its
 # course. Half of each chunk is played before the next query (execute_steps 25; the reference
-# plays all 50): 29 of 100 episodes against 20 of 100 for this policy (its model card).
+# plays all 50): 43 of 200 episodes against 34 of 200 for this policy, a gain not established
+# (paired p 0.25; its model card).
 exec .venv/bin/cosmos-policy-ros eval --checkpoint "${CHECKPOINT:-sim_transfer_cube}" \
   --task "${TASK:-transfer_cube}" --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" \
   --execute-steps "${EXECUTE_STEPS:-25}" --videos "${VIDEOS:-1}" --camera-rate 2 --out runs/main

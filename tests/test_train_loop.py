@@ -71,17 +71,22 @@ def test_train_writes_checkpoints_logs_and_a_loadable_policy(tmp_path, dataset):
     assert out.actions.shape == (1, 50, 14) and np.all(np.isfinite(out.actions))
 
 
+def planning_run_config(tmp_path, dataset, first_seed: int, **overrides):
+    """A V(s') run on the demos + 3 failed episodes used as rollouts, both kinds held out."""
+    failures = tmp_path / 'failures'
+    for i in range(3):
+        write_episode(failures / f'episode_{i}.hdf5', seed=first_seed + i, success=False)
+    return config_from_dict(train_config(tmp_path, dataset, **{
+        'data.rollouts': [], 'data.failed_demos': 'rollout', 'data.value_mode': 'v_sprime',
+        'data.val_episodes': 4, 'data.split_seed': 1,
+        'data.episodes': [str(dataset), str(failures)], **overrides}))
+
+
 def test_planning_model_run_validates_its_value_given_the_true_future(tmp_path, dataset):
     """A V(s') run on demos + failed rollouts: validation samples the value head as the
     planner does and reports its error on the held-out failures and on the rest apart."""
-    failures = tmp_path / 'failures'
-    for i in range(3):
-        write_episode(failures / f'episode_{i}.hdf5', seed=10 + i, success=False)
-    config = config_from_dict(train_config(tmp_path, dataset, **{
-        'data.rollouts': [], 'data.failed_demos': 'rollout', 'data.value_mode': 'v_sprime',
-        'data.demo_sampling_prob': 0.1, 'data.val_episodes': 4, 'data.split_seed': 1,
-        'val.every': 4,
-        'data.episodes': [str(dataset), str(failures)]}))
+    config = planning_run_config(tmp_path, dataset, 10, **{
+        'data.demo_sampling_prob': 0.1, 'val.every': 4})
     result = train(config, progress=False)
     described = json.loads((Path(config.output) / 'data.json').read_text())
     held_out = {Path(p).parent.name for p in described['val_episodes']}
@@ -96,13 +101,8 @@ def test_planning_model_run_validates_its_value_given_the_true_future(tmp_path, 
 def test_a_run_without_policy_samples_keeps_the_best_value_given_the_future(tmp_path, dataset):
     """A planning model trained on rollouts alone (no policy samples) is kept by the value
     error the planner depends on; its action error says nothing about it."""
-    failures = tmp_path / 'failures'
-    for i in range(3):
-        write_episode(failures / f'episode_{i}.hdf5', seed=20 + i, success=False)
-    config = config_from_dict(train_config(tmp_path, dataset, **{
-        'data.rollouts': [], 'data.failed_demos': 'rollout', 'data.value_mode': 'v_sprime',
-        'data.demo_sampling_prob': 0.0, 'data.val_episodes': 4, 'data.split_seed': 1,
-        'val.every': 2, 'optim.steps': 6, 'data.episodes': [str(dataset), str(failures)]}))
+    config = planning_run_config(tmp_path, dataset, 20, **{
+        'data.demo_sampling_prob': 0.0, 'val.every': 2, 'optim.steps': 6})
     result = train(config, progress=False)
     described = json.loads((Path(config.output) / 'data.json').read_text())
     assert described['sample_mix']['policy'] == 0.0

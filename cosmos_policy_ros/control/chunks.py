@@ -84,6 +84,12 @@ def check_chunk(chunk: Chunk, now: float, max_age: float, expected_names=VECTOR_
                  chunk.source)
 
 
+def check_execute_steps(value: int, name: str = 'execute_steps') -> None:
+    """ValueError unless `value` actions are a playable part of a chunk (1..CHUNK_LENGTH)."""
+    if not 1 <= value <= CHUNK_LENGTH:
+        raise ValueError(f'{name} must be in 1..{CHUNK_LENGTH}, got {value}')
+
+
 def sample(positions: np.ndarray, start: float, now: float, dt: float,
            interpolate: bool) -> tuple:
     """Target of a chunk started at `start` at time `now` -> (position, index).
@@ -143,9 +149,7 @@ class ChunkExecutor:
             raise ValueError(f'ChunkExecutor.dt must be positive, got {self.dt}')
         if self.blend_steps < 0:
             raise ValueError(f'ChunkExecutor.blend_steps must be >= 0, got {self.blend_steps}')
-        if not 1 <= self.execute_steps <= CHUNK_LENGTH:
-            raise ValueError(f'ChunkExecutor.execute_steps must be in 1..{CHUNK_LENGTH}, got '
-                             f'{self.execute_steps}')
+        check_execute_steps(self.execute_steps, 'ChunkExecutor.execute_steps')
 
     def submit(self, positions, stamp: float, now: float) -> int:
         """Queue (sync) or switch to (async) a validated chunk; returns its id."""

@@ -5,8 +5,8 @@ episode seed; at each chunk boundary render the cameras and read the joint state
 observation, query the policy (noise seed lockstep.query_seed(seed, chunk)), convert the chunk
 to command units and pass its first `execute_steps` actions through the controller's safety
 gate, one action per 40 ms control period (two 20 ms physics steps); stop at success or after
-the horizon. The ROS
-graph and this loop therefore produce the same chunks for the same seeds (tested).
+the horizon. The ROS graph and this loop therefore produce the same chunks for the same seeds
+(tested).
 """
 import time
 from collections.abc import Callable
@@ -17,6 +17,7 @@ import numpy as np
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control import lockstep
+from cosmos_policy_ros.control.chunks import check_execute_steps
 from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.units import (
     command_to_robot,
@@ -65,9 +66,7 @@ class ClosedLoop:
     def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
                  horizon_s: float | None = None, max_step_rad: float = 0.1,
                  max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH):
-        if not 1 <= execute_steps <= names.CHUNK_LENGTH:
-            raise ValueError(f'execute_steps must be in 1..{names.CHUNK_LENGTH}, got '
-                             f'{execute_steps}')
+        check_execute_steps(execute_steps)
         self.execute_steps = execute_steps
         self.task = get_task(task)
         self.query = query

@@ -157,7 +157,9 @@ def test_arm_drivers_stream_command_and_survive_faults(emulators, tmp_path, log_
         assert states.count == count
         follower.restore()
         assert wait(lambda: states.count > count + 10, 15.0), diag()
-        assert int(diag()['reconnects']) >= 1 and diag()['state'] == 'active'
+        # Diagnostics come slower than joint states: wait for the array that counts it.
+        assert wait(lambda: int(diag().get('reconnects', 0)) >= 1
+                    and diag().get('state') == 'active', 10.0), diag()
 
         # Services: torque off/on and reboot.
         response = graph_client.call(names.torque_enable_service(FOLLOWER), SetBool,

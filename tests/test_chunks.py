@@ -114,6 +114,71 @@ def test_execute_steps_outside_a_chunk_is_refused(steps):
         ChunkExecutor(execute_steps=steps)
 
 
+def expected_ensemble(chunks, tick, decay):
+    """ACT's temporal ensemble at `tick`: chunks = [(start tick, (50, 14) positions)], oldest
+    first; those covering the tick vote with weight exp(-decay * i)."""
+    votes = [positions[tick - start] for start, positions in chunks
+             if 0 <= tick - start < CHUNK_LENGTH]
+    weights = np.exp(-decay * np.arange(len(votes)))
+    return (weights[:, None] * np.asarray(votes)).sum(0) / weights.sum()
+
+
+@pytest.mark.parametrize('decay', [0.0, 0.01, 0.5])
+def test_sync_ensemble_plays_the_weighted_mean_of_every_chunk_covering_a_tick(decay):
+    """execute_steps 10: a new chunk every 10 ticks, each voting on its 50 ticks, so after
+    40 ticks five chunks vote, and a chunk stops voting once its 50 actions are past."""
+    executor = ChunkExecutor(mode='sync', execute_steps=10, ensemble=True, ensemble_decay=decay)
+    rng = np.random.default_rng(0)
+    chunks, played = [], []
+    for tick in range(90):
+        if tick % 10 == 0:
+            chunks.append((tick, rng.normal(size=(CHUNK_LENGTH, 14))))
+            executor.submit(chunks[-1][1], stamp=tick * DT, now=tick * DT)
+        target = executor.target(tick * DT)
+        assert target.index == tick % 10 and not target.holding
+        played.append(target.position)
+        np.testing.assert_allclose(target.position, expected_ensemble(chunks, tick, decay))
+    voters = [sum(0 <= t - start < CHUNK_LENGTH for start, _ in chunks) for t in (5, 45, 85)]
+    assert voters == [1, 5, 5]
+    assert len(executor._history) == 5      # chunks started before tick 40 no longer vote
+    # The newest chunk alone would have played something else: the mean is what played.
+    assert not np.allclose(played[85], chunks[-1][1][5])
+
+
+def test_ensemble_holds_the_last_played_mean_and_clear_forgets_every_chunk():
+    executor = ChunkExecutor(mode='sync', execute_steps=10, ensemble=True, ensemble_decay=0.0)
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    for tick in range(10):
+        executor.target(tick * DT)
+    executor.submit(ramp_chunk(100.0, 1.0), stamp=10 * DT, now=10 * DT)
+    last = [executor.target(tick * DT) for tick in range(10, 15)]
+    assert [t.position[0] for t in last] == [55.0, 56.0, 57.0, 58.0, 59.0]
+    executor = ChunkExecutor(mode='sync', execute_steps=3, ensemble=True, ensemble_decay=0.0)
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    held = [executor.target(tick * DT) for tick in range(6)]
+    assert [t.position[0] for t in held] == [0.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert held[-1].holding
+    executor.clear()
+    executor.submit(ramp_chunk(7.0, 1.0), stamp=6 * DT, now=6 * DT)
+    assert executor.target(6 * DT).position[0] == 7.0     # the old chunk has no vote
+
+
+def test_async_ensemble_aligns_chunks_by_stamp():
+    """A chunk arriving 4 ticks after its observation votes with its action 4 on that tick."""
+    executor = ChunkExecutor(mode='async', ensemble=True, ensemble_decay=0.0)
+    executor.submit(ramp_chunk(0.0, 1.0), stamp=0.0, now=0.0)
+    executor.submit(ramp_chunk(10.0, 1.0), stamp=20 * DT, now=24 * DT)
+    target = executor.target(24 * DT)
+    assert target.index == 4
+    assert target.position[0] == pytest.approx((24.0 + 14.0) / 2)
+
+
+@pytest.mark.parametrize('decay', [-0.1, float('nan')])
+def test_ensemble_decay_must_be_a_non_negative_number(decay):
+    with pytest.raises(ValueError, match='ensemble_decay must be finite and >= 0'):
+        ChunkExecutor(ensemble=True, ensemble_decay=decay)
+
+
 def test_sync_plays_a_resent_chunk_of_the_same_observation_once():
     """A re-query of the same observation (same stamp) while its chunk runs or waits is the
     same chunk: it is not queued to play again. A chunk of a newer observation is."""

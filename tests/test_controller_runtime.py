@@ -302,6 +302,25 @@ def test_lockstep_with_execute_steps_commands_that_many_actions_then_stops():
     assert lockstep.noise_seed(7, start + 2.0) == 7001          # the reference's 50 actions
 
 
+def test_lockstep_ensemble_commands_the_mean_of_the_chunks_covering_each_tick():
+    """ensemble: from the second chunk's stamp on, each command is the mean (decay 0) of what
+    both chunks predicted for that instant, in command units, through the gate."""
+    start = lockstep.episode_start(0)
+    rt = runtime(lockstep=True, execute_steps=10, ensemble=True, ensemble_decay=0.0)
+    feed(rt, start)
+    rt.step(start)
+    first = ramp(start, step=0.01)
+    rt.submit(first, start)
+    run(rt, start + DT, 9)
+    second = ramp(start + 10 * DT, step=-0.01, start=first.positions[10])
+    tick = rt.submit(second, start + 10 * DT)
+    ticks = [tick, *run(rt, start + 11 * DT, 9)]
+    for k, tick in enumerate(ticks):
+        mean = (first.positions[10 + k] + second.positions[k]) / 2
+        np.testing.assert_allclose(tick.command, robot_to_command(mean, GRIPPER), atol=1e-12)
+    assert rt.summary()['step_clamped'] == 0       # the gate passed the means unchanged
+
+
 def test_lockstep_a_waiting_chunk_that_is_bad_is_rejected_when_its_time_comes():
     start = lockstep.episode_start(0)
     rt = runtime(lockstep=True)

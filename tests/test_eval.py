@@ -1,6 +1,7 @@
 """`eval`: the lockstep ROS graph and the in-process loop give the same episode; results,
 videos and rollout files are real and readable."""
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -33,16 +34,23 @@ def test_wilson_interval():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('execute_steps, queries', [(50, 2), (20, 3)])
+@pytest.mark.parametrize('execute_steps, queries, ensemble',
+                         [(50, 2, False), (20, 3, False), (20, 3, True)])
 def test_ros_graph_and_in_process_loop_agree(checkpoint, tmp_path, log_dir, execute_steps,
-                                             queries):
+                                             queries, ensemble):
     """Same seed: identical chunks, values, joint states and executed commands; whole chunks
-    (queries at 0 and 2 s) and 20 actions of each (queries at 0, 0.8 and 1.6 s)."""
+    (queries at 0 and 2 s), 20 actions of each (queries at 0, 0.8 and 1.6 s), and 20 with
+    temporal ensembling (from 0.8 s on two chunks vote on each action)."""
     from cosmos_policy_ros.ros.evaluation import run_ros
     config = EvalConfig(checkpoint=checkpoint, episodes=1, seed=1003, num_steps=2,
-                        execute_steps=execute_steps, horizon_s=2.2, videos=0,
-                        out=str(tmp_path / 'out'), threads=1, wall_timeout=400)
+                        execute_steps=execute_steps, ensemble=ensemble, ensemble_decay=0.5,
+                        horizon_s=2.2, videos=0, out=str(tmp_path / 'out'), threads=1,
+                        wall_timeout=400)
     local = run_in_process(config, lambda r: None)[0]
+    if ensemble:      # the ensemble is what ran: the same as the newest chunk until 0.8 s only
+        newest_only = run_in_process(replace(config, ensemble=False), lambda r: None)[0]
+        np.testing.assert_array_equal(local.actions[:20], newest_only.actions[:20])
+        assert np.abs(local.actions[20:] - newest_only.actions[20:]).max() > 1e-3
     graph = run_ros(config, lambda r: None, log_dir)[0]
     assert len(local.chunks) == len(graph.chunks) == queries
     for a, b in zip(local.chunks, graph.chunks):
@@ -125,6 +133,13 @@ def test_camera_rate_must_keep_frames_fresher_than_the_controller_timeout():
     with pytest.raises(ValueError, match='--camera-rate 1 Hz'):
         EvalConfig(checkpoint='sim_aloha', camera_rate=1.0)
     assert EvalConfig(checkpoint='sim_aloha', camera_rate=1.5).camera_rate == 1.5
+
+
+def test_ensemble_decay_out_of_range_is_refused_naming_the_flag(capsys):
+    from cosmos_policy_ros.cli import main
+    assert main(['eval', '--checkpoint', 'sim_aloha', '--ensemble', '--ensemble-decay',
+                 '-1']) == 2
+    assert '--ensemble-decay must be in 0..10, got -1.0' in capsys.readouterr().out
 
 
 def test_execute_steps_outside_a_chunk_is_refused_naming_the_flag(capsys):

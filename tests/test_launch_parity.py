@@ -148,6 +148,21 @@ def test_execute_steps_reaches_the_controller_and_whichever_node_queries():
         build_graph('aloha_policy', {'execute_steps': '51'})
 
 
+def test_ensemble_reaches_the_controller_only():
+    """Temporal ensembling is the controller's (it mixes the chunks it receives); the querying
+    node's cadence is execute_steps either way."""
+    for planning in ('false', 'true'):
+        specs = {s.executable: s for s in build_graph('aloha_policy', {
+            'ensemble': 'true', 'ensemble_decay': '0.1', 'execute_steps': '10',
+            'planning': planning})}
+        controller = specs['controller'].parameters
+        assert (controller['ensemble'], controller['ensemble_decay']) == (True, 0.1)
+        assert 'ensemble' not in specs['planner' if planning == 'true' else 'policy'].parameters
+    assert build_graph('aloha_policy', {})[-1].parameters['ensemble'] is False
+    with pytest.raises(ValueError, match=r"ensemble_decay:='-1'.*below the minimum 0"):
+        build_graph('aloha_policy', {'ensemble_decay': '-1'})
+
+
 def test_planning_switches_the_controller_input():
     from cosmos_policy_ros import names
     plain = {s.executable: s for s in build_graph('aloha_policy', {})}

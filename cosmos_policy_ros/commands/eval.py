@@ -9,7 +9,7 @@ episodes to --out; `--rollouts DIR` saves every episode as a rollout HDF5 (plann
 from pathlib import Path
 
 from cosmos_policy_ros.runtime import RUNTIMES
-from cosmos_policy_ros.schemas.controller import EXECUTE_STEPS
+from cosmos_policy_ros.schemas.controller import ENSEMBLE, ENSEMBLE_DECAY, EXECUTE_STEPS
 from cosmos_policy_ros.sim.tasks import TASKS
 
 
@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--num-steps', type=int, default=10, help='denoising steps per chunk')
     parser.add_argument('--execute-steps', type=int, default=EXECUTE_STEPS.default,
                         help=f'{EXECUTE_STEPS.description} (default {EXECUTE_STEPS.default})')
+    parser.add_argument('--ensemble', action='store_true', help=ENSEMBLE.description)
+    parser.add_argument('--ensemble-decay', type=float, default=ENSEMBLE_DECAY.default,
+                        help=f'{ENSEMBLE_DECAY.description} (default {ENSEMBLE_DECAY.default})')
     parser.add_argument('--horizon', type=float, default=0.0,
                         help="episode length [sim s] (0: the task's, 8 s)")
     parser.add_argument('--videos', type=int, default=3, help='film the first N episodes')
@@ -72,7 +75,8 @@ def run(args) -> int:
     try:
         cfg = EvalConfig(checkpoint=args.checkpoint, task=args.task, episodes=args.episodes,
                          seed=args.seed, num_steps=args.num_steps,
-                         execute_steps=args.execute_steps, horizon_s=args.horizon,
+                         execute_steps=args.execute_steps, ensemble=args.ensemble,
+                         ensemble_decay=args.ensemble_decay, horizon_s=args.horizon,
                          videos=args.videos, rollouts=args.rollouts,
                          rollout_frame_stride=args.rollout_frame_stride, out=out,
                          device=args.device, runtime=args.runtime, threads=args.threads,

@@ -9,6 +9,13 @@ a chunk runs; the new chunk is aligned by its observation stamp (the steps that 
 inference are skipped) and cross-faded with the old one over `blend_steps` ticks (0: splice).
 Either way only a chunk's first `execute_steps` actions are played (the reference plays all
 50); fewer means more queries and a shorter open-loop stretch between observations.
+
+Temporal ensembling (ACT's `temporal_agg`, off by default): every tick plays the weighted mean
+of the actions that all chunks still covering it predicted for that tick, not only the newest
+chunk's, with weight exp(-decay * i) for the i-th oldest. Each chunk keeps all 50 actions for
+this (execute_steps still says when the next one starts), so with execute_steps 10 up to five
+chunks vote on each action. Averaging predictions made from different observations smooths
+the chunk-to-chunk jitter of a small policy; see models/sim_transfer_cube/README.md.
 """
 from dataclasses import dataclass, field
 
@@ -114,9 +121,10 @@ def sample(positions: np.ndarray, start: float, now: float, dt: float,
 @dataclass
 class _Running:
     chunk_id: int
-    positions: np.ndarray
+    positions: np.ndarray         # all of the chunk's actions
     start: float                  # time of action 0
     stamp: float
+    played: int                   # actions played before the next chunk (execute_steps)
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,10 @@ class ChunkExecutor:
     blend_steps: int = 5          # async cross-fade length in ticks (0: splice)
     interpolate: bool = False
     execute_steps: int = CHUNK_LENGTH   # actions played of each chunk (the rest are dropped)
+    ensemble: bool = False        # temporal ensembling over every chunk covering a tick
+    ensemble_decay: float = 0.01  # weight exp(-decay * i), i = 0 for the oldest chunk (ACT)
     _active: _Running | None = None
+    _history: list = field(default_factory=list)   # ensemble: chunks that may cover a tick
     _previous: _Running | None = None
     _pending: list = field(default_factory=list)
     _switch_time: float | None = None
@@ -150,13 +161,15 @@ class ChunkExecutor:
         if self.blend_steps < 0:
             raise ValueError(f'ChunkExecutor.blend_steps must be >= 0, got {self.blend_steps}')
         check_execute_steps(self.execute_steps, 'ChunkExecutor.execute_steps')
+        if not (np.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
+            raise ValueError(f'ChunkExecutor.ensemble_decay must be finite and >= 0, got '
+                             f'{self.ensemble_decay}')
 
     def submit(self, positions, stamp: float, now: float) -> int:
         """Queue (sync) or switch to (async) a validated chunk; returns its id."""
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != STATE_DIM:
             raise ValueError(f'chunk positions must be (N, {STATE_DIM}), got {positions.shape}')
-        positions = positions[:self.execute_steps]
         if self.mode == 'sync':
             # One chunk per observation: a re-sent query of the same observation (the policy
             # re-queries when a chunk's acknowledgment is slow) must not play the chunk again.
@@ -173,28 +186,46 @@ class ChunkExecutor:
             self._pending = [(chunk_id, positions, stamp)]   # newest wins
         else:
             self._previous = self._active
-            self._active = _Running(chunk_id, positions, start=stamp, stamp=stamp)
-            self._switch_time = now
-            self._fresh_switch = True
+            self._start(_Running(chunk_id, positions, start=stamp, stamp=stamp,
+                                 played=min(self.execute_steps, len(positions))), now)
         return chunk_id
+
+    def _start(self, running: _Running, now: float) -> None:
+        self._active = running
+        self._switch_time = now
+        self._fresh_switch = True
+        if self.ensemble:
+            self._history.append(running)
 
     def clear(self) -> None:
         """Drop every chunk (e-stop, watchdog): a later chunk starts from a hold."""
         self._active = self._previous = None
         self._pending = []
+        self._history = []
         self._switch_time = None
 
     def _finished(self, now: float) -> bool:
         active = self._active
-        return active is None or (now - active.start) / self.dt + 0.5 >= len(active.positions)
+        return active is None or (now - active.start) / self.dt + 0.5 >= active.played
 
     def _activate_pending(self, now: float) -> None:
         if self._pending and self._finished(now):
             chunk_id, positions, stamp = self._pending.pop()
             self._previous = None
-            self._active = _Running(chunk_id, positions, start=now, stamp=stamp)
-            self._switch_time = now
-            self._fresh_switch = True
+            self._start(_Running(chunk_id, positions, start=now, stamp=stamp,
+                                 played=min(self.execute_steps, len(positions))), now)
+
+    def _ensembled(self, now: float) -> np.ndarray:
+        """The weighted mean of every kept chunk's action for `now` (oldest first). Past the
+        active chunk's last played action the mean for that action is held."""
+        active = self._active
+        now = min(now, active.start + (active.played - 1) * self.dt)
+        self._history = [run for run in self._history
+                         if (now - run.start) / self.dt + 0.5 < len(run.positions)]
+        votes = [sample(run.positions, run.start, now, self.dt, self.interpolate)[0]
+                 for run in self._history]
+        weights = np.exp(-self.ensemble_decay * np.arange(len(votes)))
+        return np.tensordot(weights / weights.sum(), np.asarray(votes), axes=1)
 
     def target(self, now: float) -> ExecTarget | None:
         """The desired command at `now`, or None when no chunk has arrived (hold)."""
@@ -203,16 +234,21 @@ class ChunkExecutor:
         active = self._active
         if active is None:
             return None
-        position, index = sample(active.positions, active.start, now, self.dt, self.interpolate)
+        position, index = sample(active.positions[:active.played], active.start, now, self.dt,
+                                 self.interpolate)
+        if self.ensemble:
+            position = self._ensembled(now)
         holding = self._finished(now)
         boundary = self._fresh_switch
         self._fresh_switch = False
-        if self.mode == 'async' and self._previous is not None and self.blend_steps > 0:
+        blend = not self.ensemble and self.blend_steps > 0   # an ensemble needs no cross-fade
+        if self.mode == 'async' and self._previous is not None and blend:
             tick = int(np.floor((now - self._switch_time) / self.dt + 0.5))
             if tick < self.blend_steps:
                 weight = (tick + 1) / (self.blend_steps + 1)
-                old, _ = sample(self._previous.positions, self._previous.start, now, self.dt,
-                                self.interpolate)
+                previous = self._previous
+                old, _ = sample(previous.positions[:previous.played], previous.start, now,
+                                self.dt, self.interpolate)
                 position = (1.0 - weight) * old + weight * position
                 boundary = True
             else:
@@ -221,12 +257,12 @@ class ChunkExecutor:
 
     def remaining(self, now: float) -> int:
         """Actions not yet commanded, queued chunks included (0 when holding or idle)."""
-        queued = sum(len(positions) for _, positions, _ in self._pending)
+        queued = sum(min(self.execute_steps, len(positions)) for _, positions, _ in self._pending)
         active = self._active
         if active is None:
             return queued
         index = int(np.floor((now - active.start) / self.dt + 0.5))
-        return int(max(0, len(active.positions) - 1 - index)) + queued
+        return int(max(0, active.played - 1 - index)) + queued
 
 
 @dataclass

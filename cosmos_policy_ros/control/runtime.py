@@ -59,6 +59,8 @@ class RuntimeConfig:
     where their defaults and ranges are declared)."""
     mode: str
     execute_steps: int
+    ensemble: bool
+    ensemble_decay: float
     blend_steps: int
     output_rate: float
     max_step_rad: float
@@ -112,7 +114,9 @@ class ControllerRuntime:
         self.gate = SafetyGate(limits.scaled_step(1.0 / ticks_per_action))
         self.executor = ChunkExecutor(mode=config.mode, blend_steps=config.blend_steps,
                                       interpolate=ticks_per_action > 1.0,
-                                      execute_steps=config.execute_steps)
+                                      execute_steps=config.execute_steps,
+                                      ensemble=config.ensemble,
+                                      ensemble_decay=config.ensemble_decay)
         watched = {source: config.observation_timeout
                    for source in names.CAMERAS + names.FOLLOWERS}
         watched['chunk'] = config.chunk_timeout

@@ -3,10 +3,11 @@
 It does what the lockstep graph does (control.lockstep), step for step: reset the sim to the
 episode seed; at each chunk boundary render the cameras and read the joint states into an
 observation, query the policy (noise seed lockstep.query_seed(seed, chunk)), convert the chunk
-to command units and pass its first `execute_steps` actions through the controller's safety
-gate, one action per 40 ms control period (two 20 ms physics steps); stop at success or after
-the horizon. The ROS graph and this loop therefore produce the same chunks for the same seeds
-(tested).
+to command units and hand it to the controller's chunk executor (control.chunks: its first
+`execute_steps` actions, or with `ensemble` the mean over the chunks covering each tick), and
+pass each target through the controller's safety gate, one per 40 ms control period (two
+20 ms physics steps); stop at success or after the horizon. The ROS graph and this loop
+therefore produce the same chunks for the same seeds (tested).
 """
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import numpy as np
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control import lockstep
-from cosmos_policy_ros.control.chunks import check_execute_steps
+from cosmos_policy_ros.control.chunks import ChunkExecutor, check_execute_steps
 from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.units import (
     command_to_robot,
@@ -29,6 +30,7 @@ from cosmos_policy_ros.sim.aloha_sim import DT, AlohaSim
 from cosmos_policy_ros.sim.tasks import get_task
 
 TICK_STEPS = round(1.0 / names.CONTROL_HZ / DT)          # physics steps per control period
+TICK_SECONDS = 1.0 / names.CONTROL_HZ
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,13 @@ def planner_query(best_of_n) -> Query:
 class ClosedLoop:
     def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
                  horizon_s: float | None = None, max_step_rad: float = 0.1,
-                 max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH):
+                 max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH,
+                 ensemble: bool = False, ensemble_decay: float = 0.01):
         check_execute_steps(execute_steps)
         self.execute_steps = execute_steps
+        self.executor_settings = {'mode': 'sync', 'execute_steps': execute_steps,
+                                  'ensemble': ensemble, 'ensemble_decay': ensemble_decay}
+        ChunkExecutor(**self.executor_settings)         # bad settings fail here, not later
         self.task = get_task(task)
         self.query = query
         self.calibration = load_calibration(calibration)
@@ -97,6 +103,7 @@ class ClosedLoop:
         started = time.perf_counter()
         self.sim.reset(seed)
         gate = SafetyGate(self.limits)
+        executor = ChunkExecutor(**self.executor_settings)
         positions = self._positions()
         gate.reset(np.concatenate([positions[arm][:len(names.COMMAND_JOINTS)]
                                    for arm in names.FOLLOWERS]))
@@ -112,10 +119,12 @@ class ClosedLoop:
             result.chunks.append(answer.chunk)
             result.values.append(answer.value)
             result.query_seconds.append(answer.seconds)
-            commands = robot_to_command(answer.chunk[:self.execute_steps], self.gripper)
-            for k, command in enumerate(commands):
+            start = ticks * TICK_SECONDS
+            executor.submit(robot_to_command(answer.chunk, self.gripper), start, start)
+            for k in range(self.execute_steps):
                 if ticks >= self.horizon_ticks:
                     break
+                command = executor.target(ticks * TICK_SECONDS).position
                 record = rollout and (ticks % frame_stride == 0
                                       or ticks == self.horizon_ticks - 1)
                 keep = names.CAMERAS if record else film

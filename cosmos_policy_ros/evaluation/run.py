@@ -20,6 +20,8 @@ class EvalConfig:
     seed: int = 1000                   # first episode seed (episode i uses seed + i)
     num_steps: int = 10
     execute_steps: int = CHUNK_LENGTH  # actions executed of each chunk (schemas.controller)
+    ensemble: bool = False             # temporal ensembling (schemas.controller)
+    ensemble_decay: float = 0.01
     horizon_s: float = 0.0             # 0 = the task's episode length
     videos: int = 3                    # film cam_high for this many first episodes
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)
@@ -50,6 +52,10 @@ class EvalConfig:
             raise ValueError(f'--execute-steps must be in {EXECUTE_STEPS.min}..'
                              f'{EXECUTE_STEPS.max} (actions of a chunk), got '
                              f'{self.execute_steps}')
+        from cosmos_policy_ros.schemas.controller import ENSEMBLE_DECAY
+        if not ENSEMBLE_DECAY.min <= self.ensemble_decay <= ENSEMBLE_DECAY.max:
+            raise ValueError(f'--ensemble-decay must be in {ENSEMBLE_DECAY.min:g}..'
+                             f'{ENSEMBLE_DECAY.max:g}, got {self.ensemble_decay}')
         self._check_camera_rate()
         if self.rollout_frame_stride < 1:
             raise ValueError(f'--rollout-frame-stride must be >= 1, got '
@@ -102,7 +108,8 @@ def load_models(cfg: EvalConfig):
 def run_in_process(cfg: EvalConfig, on_episode) -> list[EpisodeResult]:
     from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop
     loop = ClosedLoop(cfg.task, load_models(cfg), horizon_s=cfg.horizon(),
-                      execute_steps=cfg.execute_steps)
+                      execute_steps=cfg.execute_steps, ensemble=cfg.ensemble,
+                      ensemble_decay=cfg.ensemble_decay)
     results = []
     try:
         for i in range(cfg.episodes):

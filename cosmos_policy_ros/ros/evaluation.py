@@ -159,6 +159,8 @@ def graph_args(cfg: EvalConfig) -> dict:
             'checkpoint': cfg.checkpoint, 'seed': str(cfg.seed),
             'episode_seconds': str(cfg.horizon()), 'camera_rate': str(cfg.camera_rate),
             'num_steps': str(cfg.num_steps), 'execute_steps': str(cfg.execute_steps),
+            'ensemble': 'true' if cfg.ensemble else 'false',
+            'ensemble_decay': str(cfg.ensemble_decay),
             'device': cfg.device, 'runtime': cfg.runtime,
             'torch_threads': str(cfg.threads),
             'planning': 'true' if cfg.planning else 'false',

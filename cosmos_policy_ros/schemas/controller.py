@@ -10,6 +10,13 @@ EXECUTE_STEPS = Param(
     '(sync: the policy re-queries after them); the reference executes all 50',
     min=1, max=names.CHUNK_LENGTH, read_only=True)
 
+ENSEMBLE = Param(
+    'ensemble', False, "temporal ensembling (ACT): each tick plays the weighted mean of the "
+    'actions every chunk still covering it predicted, not only the newest one', read_only=True)
+ENSEMBLE_DECAY = Param(
+    'ensemble_decay', 0.01, 'ensemble weight exp(-decay * i), i = 0 for the oldest chunk '
+    "(ACT's value; 0: plain mean)", min=0.0, max=10.0, read_only=True)
+
 CONTROLLER = (
     Param('calibration', 'aloha_sim', 'calibration/<name>.yaml or a path (limits, gripper)',
           read_only=True),
@@ -18,6 +25,8 @@ CONTROLLER = (
     Param('mode', 'sync', 'sync: play whole chunks; async: align by stamp and blend',
           choices=MODES, read_only=True),
     EXECUTE_STEPS,
+    ENSEMBLE,
+    ENSEMBLE_DECAY,
     Param('blend_steps', 5, 'async cross-fade length [ticks] (0: splice)', min=0, max=50),
     Param('output_rate', 25.0, 'command rate [Hz]; above 25 Hz targets are interpolated',
           min=25.0, max=1000.0, read_only=True),

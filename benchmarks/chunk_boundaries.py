@@ -1,4 +1,5 @@
-"""Largest commanded step at chunk boundaries: sync vs async (splice / cross-fade), ROS-free.
+"""Largest commanded step at chunk boundaries: sync vs async (splice / cross-fade) vs temporal
+ensembling (sync, a query every 10 actions; async), ROS-free.
 
 A smooth reference motion (sines on every joint) stands in for the task; each chunk is the
 reference from its observation time plus a per-chunk offset (a policy whose consecutive
@@ -25,9 +26,11 @@ def reference(t: np.ndarray) -> np.ndarray:
 
 
 def simulate(mode: str, blend_steps: int, latency: float, disagreement: float,
-             seconds: float, seed: int = 0) -> dict:
+             seconds: float, seed: int = 0, ensemble: bool = False,
+             execute_steps: int = CHUNK_LENGTH) -> dict:
     rng = np.random.default_rng(seed)
-    executor = ChunkExecutor(mode=mode, blend_steps=blend_steps)
+    executor = ChunkExecutor(mode=mode, blend_steps=blend_steps, ensemble=ensemble,
+                             execute_steps=execute_steps)
     trigger = QueryTrigger(mode=mode)
     gate = SafetyGate(SafetyLimits(np.full(STATE_DIM, -3.0), np.full(STATE_DIM, 3.0),
                                    np.full(STATE_DIM, 0.1)))
@@ -69,18 +72,23 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=30.0)
     parser.add_argument('--plot', default='', help='PNG of commanded joint 0 per mode')
     args = parser.parse_args()
-    variants = [('sync', 0), ('async', 0), ('async', args.blend)]
+    # (mode, blend ticks, temporal ensembling, execute_steps)
+    variants = [('sync', 0, False, CHUNK_LENGTH), ('async', 0, False, CHUNK_LENGTH),
+                ('async', args.blend, False, CHUNK_LENGTH), ('sync', 0, True, 10),
+                ('async', 0, True, CHUNK_LENGTH)]
     rows = []
     for latency in tqdm(args.latencies, desc='latencies'):
-        for mode, blend in variants:
-            result = simulate(mode, blend, latency, args.disagreement, args.seconds)
-            rows.append((latency, mode, blend, result))
+        for mode, blend, ensemble, steps in variants:
+            result = simulate(mode, blend, latency, args.disagreement, args.seconds,
+                              ensemble=ensemble, execute_steps=steps)
+            label = f'{mode}{" ensemble" if ensemble else ""}'
+            rows.append((latency, label, blend, result))
     print(f'per-chunk disagreement {args.disagreement} rad, {args.seconds:.0f} s at 25 Hz; '
           'largest step between consecutive commands [rad] (first chunk excluded)')
-    print(f'{"latency s":>9} {"mode":>6} {"blend":>5} {"boundaries":>10} '
+    print(f'{"latency s":>9} {"mode":>14} {"blend":>5} {"boundaries":>10} '
           f'{"at boundary (raw)":>18} {"after gate":>10} {"overall raw":>11} {"clamped":>7}')
     for latency, mode, blend, r in rows:
-        print(f'{latency:9.2f} {mode:>6} {blend:5d} {r["boundaries"]:10d} '
+        print(f'{latency:9.2f} {mode:>14} {blend:5d} {r["boundaries"]:10d} '
               f'{r["raw_boundary"]:18.4f} {r["sent_boundary"]:10.4f} {r["raw_overall"]:11.4f} '
               f'{r["step_clamped"]:7d}')
     if args.plot:

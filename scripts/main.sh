@@ -4,7 +4,7 @@
 # -> 25 Hz controller, separate processes on loopback, lockstep on sim time) for a few seeded
 # episodes it never saw in training, and print its success rate with a 95 % interval.
 #
-#   EPISODES=5 CHECKPOINT=sim_transfer_cube TASK=transfer_cube EXECUTE_STEPS=25 \
+#   EPISODES=5 CHECKPOINT=sim_transfer_cube TASK=transfer_cube EXECUTE_STEPS=10 ENSEMBLE=1 \
 #     bash scripts/main.sh
 #   UNTRAINED=1 bash scripts/main.sh     the policy graph with random weights (pipeline check)
 #
@@ -23,9 +23,13 @@ if [ -n "${UNTRAINED:-}" ]; then
 fi
 # Unfilmed episodes render the cameras at 2 Hz of sim time (rendering is ~0.2 s a set here):
 # frames stay fresher than the controller's 1 s observation timeout, so every chunk runs its
-# course. Half of each chunk is played before the next query (execute_steps 25; the reference
-# plays all 50): 43 of 200 episodes against 34 of 200 for this policy, a gain not established
-# (paired p 0.25; its model card).
+# course. The policy is queried every 10 actions and the controller plays, for each tick, the
+# mean of what every chunk covering it predicted (temporal ensembling, ENSEMBLE=0 turns it
+# off; the reference plays whole chunks, EXECUTE_STEPS=50 ENSEMBLE=0): its model card measures
+# what each does for this policy.
+ensemble=(--ensemble)
+[ "${ENSEMBLE:-1}" = 0 ] && ensemble=()
 exec .venv/bin/cosmos-policy-ros eval --checkpoint "${CHECKPOINT:-sim_transfer_cube}" \
   --task "${TASK:-transfer_cube}" --episodes "${EPISODES:-5}" --seed "${SEED:-1000}" \
-  --execute-steps "${EXECUTE_STEPS:-25}" --videos "${VIDEOS:-1}" --camera-rate 2 --out runs/main
+  --execute-steps "${EXECUTE_STEPS:-10}" "${ensemble[@]}" --videos "${VIDEOS:-1}" \
+  --camera-rate 2 --out runs/main

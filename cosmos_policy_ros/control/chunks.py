@@ -15,8 +15,9 @@ of the actions that all chunks still covering it predicted for that tick, not on
 chunk's, with weight exp(-decay * i) for the i-th oldest. Each chunk keeps all 50 actions for
 this (execute_steps still says when the next one starts), so with execute_steps 10 up to five
 chunks vote on each action. Chunks are aligned where they start: a sync chunk where it starts
-playing (its observation stamp in lockstep, its arrival live), an async one by its stamp. Averaging predictions made from different observations smooths
-the chunk-to-chunk jitter of a small policy; see models/sim_transfer_cube/README.md.
+playing (its observation stamp in lockstep, its arrival live), an async one by its stamp.
+Averaging predictions made from different observations smooths the chunk-to-chunk jitter of a
+small policy; see models/sim_transfer_cube/README.md.
 """
 from dataclasses import dataclass, field
 

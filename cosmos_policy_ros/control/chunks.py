@@ -27,6 +27,7 @@ from cosmos_policy_ros.names import CHUNK_LENGTH, CONTROL_HZ, STATE_DIM, VECTOR_
 
 MODES = ('sync', 'async')
 DT = 1.0 / CONTROL_HZ
+ENSEMBLE_DECAY = 0.01          # ACT's temporal-ensembling weight decay (the default)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class ChunkExecutor:
     interpolate: bool = False
     execute_steps: int = CHUNK_LENGTH   # actions played of each chunk (the rest are dropped)
     ensemble: bool = False        # temporal ensembling over every chunk covering a tick
-    ensemble_decay: float = 0.01  # weight exp(-decay * i), i = 0 for the oldest chunk (ACT)
+    ensemble_decay: float = ENSEMBLE_DECAY   # weight exp(-decay * i), i = 0: oldest chunk
     _active: _Running | None = None
     _history: list = field(default_factory=list)   # ensemble: chunks that may cover a tick
     _previous: _Running | None = None
@@ -189,8 +190,12 @@ class ChunkExecutor:
         else:
             self._previous = self._active
             self._start(_Running(chunk_id, positions, start=stamp, stamp=stamp,
-                                 played=min(self.execute_steps, len(positions))), now)
+                                 played=self._played(positions)), now)
         return chunk_id
+
+    def _played(self, positions: np.ndarray) -> int:
+        """How many of a chunk's actions play before the next chunk."""
+        return min(self.execute_steps, len(positions))
 
     def _start(self, running: _Running, now: float) -> None:
         self._active = running
@@ -215,7 +220,7 @@ class ChunkExecutor:
             chunk_id, positions, stamp = self._pending.pop()
             self._previous = None
             self._start(_Running(chunk_id, positions, start=now, stamp=stamp,
-                                 played=min(self.execute_steps, len(positions))), now)
+                                 played=self._played(positions)), now)
 
     def _ensembled(self, now: float) -> np.ndarray:
         """The weighted mean of every kept chunk's action for `now` (oldest first). Past the
@@ -259,7 +264,7 @@ class ChunkExecutor:
 
     def remaining(self, now: float) -> int:
         """Actions not yet commanded, queued chunks included (0 when holding or idle)."""
-        queued = sum(min(self.execute_steps, len(positions)) for _, positions, _ in self._pending)
+        queued = sum(self._played(positions) for _, positions, _ in self._pending)
         active = self._active
         if active is None:
             return queued

@@ -18,7 +18,7 @@ import numpy as np
 from cosmos_policy_ros import names
 from cosmos_policy_ros.calibration import load_calibration
 from cosmos_policy_ros.control import lockstep
-from cosmos_policy_ros.control.chunks import ChunkExecutor, check_execute_steps
+from cosmos_policy_ros.control.chunks import ENSEMBLE_DECAY, ChunkExecutor, check_execute_steps
 from cosmos_policy_ros.control.safety import SafetyGate, SafetyLimits
 from cosmos_policy_ros.control.units import (
     command_to_robot,
@@ -68,7 +68,7 @@ class ClosedLoop:
     def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
                  horizon_s: float | None = None, max_step_rad: float = 0.1,
                  max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH,
-                 ensemble: bool = False, ensemble_decay: float = 0.01):
+                 ensemble: bool = False, ensemble_decay: float = ENSEMBLE_DECAY):
         check_execute_steps(execute_steps)
         self.execute_steps = execute_steps
         self.executor_settings = {'mode': 'sync', 'execute_steps': execute_steps,

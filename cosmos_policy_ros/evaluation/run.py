@@ -7,6 +7,7 @@ episodes, and with `rollouts` one rollout HDF5 per episode (the planning model's
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cosmos_policy_ros.control.chunks import ENSEMBLE_DECAY
 from cosmos_policy_ros.evaluation import results as R
 from cosmos_policy_ros.evaluation.results import EpisodeResult
 from cosmos_policy_ros.names import CHUNK_LENGTH
@@ -21,7 +22,7 @@ class EvalConfig:
     num_steps: int = 10
     execute_steps: int = CHUNK_LENGTH  # actions executed of each chunk (schemas.controller)
     ensemble: bool = False             # temporal ensembling (schemas.controller)
-    ensemble_decay: float = 0.01
+    ensemble_decay: float = ENSEMBLE_DECAY
     horizon_s: float = 0.0             # 0 = the task's episode length
     videos: int = 3                    # film cam_high for this many first episodes
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)

@@ -1,5 +1,6 @@
 """Parameters of the 25 Hz arm controller (nodes/controller.py, control/runtime.py)."""
 from cosmos_policy_ros import names
+from cosmos_policy_ros.control.chunks import ENSEMBLE_DECAY as ACT_DECAY
 from cosmos_policy_ros.control.chunks import MODES
 from cosmos_policy_ros.params import Param
 
@@ -14,7 +15,7 @@ ENSEMBLE = Param(
     'ensemble', False, "temporal ensembling (ACT): each tick plays the weighted mean of the "
     'actions every chunk still covering it predicted, not only the newest one', read_only=True)
 ENSEMBLE_DECAY = Param(
-    'ensemble_decay', 0.01, 'ensemble weight exp(-decay * i), i = 0 for the oldest chunk '
+    'ensemble_decay', ACT_DECAY, 'ensemble weight exp(-decay * i), i = 0 for the oldest chunk '
     "(ACT's value; 0: plain mean)", min=0.0, max=10.0, read_only=True)
 
 CONTROLLER = (

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,8 +56,25 @@ class NodeProcess:
         self._log.close()
 
 
+class TerminatedError(SystemExit):
+    """SIGTERM reached a launcher (`docker stop`, systemd, `timeout`): unwinds it like Ctrl-C."""
+
+    def __init__(self):
+        super().__init__(128 + signal.SIGTERM)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise TerminatedError()
+
+
 class GraphProcesses:
-    """Context manager: start NodeSpecs in order, stop them in reverse (SIGINT, then SIGKILL)."""
+    """Context manager: start NodeSpecs in order, stop them in reverse (SIGINT, then SIGKILL).
+
+    Inside the `with`, SIGTERM to the launcher raises TerminatedError (a SystemExit, status 143)
+    in its main thread, so the launcher's own cleanup runs and its nodes are stopped in order.
+    By default SIGTERM would end the launcher at once and leave the nodes to notice the orphaning
+    (run_node), with no ordered shutdown: the recorder closing its bag, the controller holding.
+    """
 
     def __init__(self, specs: Iterable[NodeSpec], log_dir: str | Path,
                  domain_id: int | None = None, extra_env: dict | None = None):
@@ -66,10 +84,17 @@ class GraphProcesses:
         self.env.update(extra_env or {})
         self.domain_id = int(self.env['ROS_DOMAIN_ID'])
         self.processes: list = []
+        self._sigterm = None              # the handler to restore, if we installed ours
 
     def __enter__(self) -> 'GraphProcesses':
-        for spec in self.specs:
-            self.processes.append(NodeProcess(spec, self.env, self.log_dir))
+        if threading.current_thread() is threading.main_thread():   # signal handlers live there
+            self._sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            for spec in self.specs:
+                self.processes.append(NodeProcess(spec, self.env, self.log_dir))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -93,6 +118,9 @@ class GraphProcesses:
             raise RuntimeError(f'{len(dead)} node(s) exited:\n{details}')
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._sigterm is not None:
+            # A second SIGTERM must not abort the stop half-way (and orphan the rest).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in reversed(self.processes):
             proc.signal(signal.SIGINT)
         deadline = time.monotonic() + timeout
@@ -102,3 +130,6 @@ class GraphProcesses:
                 proc.wait(5.0)
             proc.close()
         self.processes = []
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None

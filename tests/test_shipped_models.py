@@ -65,6 +65,7 @@ def test_sim_transfer_cube_predicts_a_chunk_that_starts_at_the_robot():
 
 @pytest.mark.usefixtures('one_torch_thread')
 @pytest.mark.parametrize('policy_name, task', [('sim_aloha', 'insertion'),
+                                               ('sim_insertion', 'insertion'),
                                                ('sim_transfer_cube', 'transfer_cube')])
 def test_shipped_planning_model_scores_its_policy_candidates(policy_name, task):
     """Each shipped planning model (V(s'), <policy>_planning) plans for the shipped policy it

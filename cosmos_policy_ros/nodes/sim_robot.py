@@ -65,6 +65,7 @@ from cosmos_policy_ros.schemas.sim_robot import SIM_ROBOT
 from cosmos_policy_ros.sim.aloha_sim import DT, AlohaSim
 
 _DT_NS = round(DT * 1e9)
+_CATCH_UP = 4.0   # x realtime_factor_cap: the fastest a sim that fell behind steps
 
 
 class _Rate:
@@ -277,8 +278,14 @@ class SimRobot(Node):
                 ahead = wall0 + (now_ns - sim0) / 1e9 / p.realtime_factor_cap - wall
                 if ahead > 0:
                     self._stop.wait(ahead)
-                elif ahead < -0.5:      # fell behind (rendering): do not race to catch up
-                    wall0, sim0 = wall, now_ns
+                else:
+                    if ahead < -0.5:    # fell far behind (rendering): do not race to catch up
+                        wall0, sim0 = wall, now_ns
+                    # Behind after a slow render: catch up at most _CATCH_UP x the cap, so each
+                    # step's /clock reaches the sim-time timers of other processes on its own (a
+                    # burst inside one scheduling slice reads as one jump, and a 25 Hz
+                    # controller then skips the ticks in it: CI saw 14 Hz so).
+                    self._stop.wait(_DT_NS / 1e9 / p.realtime_factor_cap / _CATCH_UP)
 
     # -- lockstep (control.lockstep) --------------------------------------------------------
     def _run_lockstep(self) -> None:

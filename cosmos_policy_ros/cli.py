@@ -16,6 +16,8 @@ COMMANDS = {
     'train': ('train or fine-tune a policy on recorded episodes (latent cache, DDP/FSDP)',
               'train'),
     'train-vae': ('train a small preset\'s VAE on recorded camera frames', 'train_vae'),
+    'ship': ('a training checkpoint -> a model directory loadable by name (models/<name>)',
+             'ship'),
     'eval': ('closed-loop success of a policy on the sim, through the ROS graph or in-process',
              'eval'),
     'probe': ('does a policy follow the object? its first chunk against the scripted expert',

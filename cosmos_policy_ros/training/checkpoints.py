@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
-from cosmos_policy_ros.model.checkpoint import save_checkpoint
+# The statistics file name is the model's (model.checkpoint reads it beside the weights).
+from cosmos_policy_ros.model.checkpoint import STATISTICS_FILE, save_checkpoint
 from cosmos_policy_ros.model.config import ModelPreset
 
 STATE_FILE = 'train_state.pt'
-STATISTICS_FILE = 'dataset_statistics.json'
 
 
 class CheckpointWriteError(RuntimeError):

@@ -10,6 +10,7 @@ from cosmos_policy_ros.control.chunks import (
     StepStats,
     check_chunk,
     sample,
+    smooth,
 )
 from cosmos_policy_ros.control.trigger import ControllerStatus, QueryTrigger
 from cosmos_policy_ros.names import CHUNK_LENGTH, VECTOR_NAMES
@@ -177,6 +178,39 @@ def test_async_ensemble_aligns_chunks_by_stamp():
 def test_ensemble_decay_must_be_a_non_negative_number(decay):
     with pytest.raises(ValueError, match='ensemble_decay must be finite and >= 0'):
         ChunkExecutor(ensemble=True, ensemble_decay=decay)
+
+
+def test_smooth_averages_out_step_noise_and_keeps_a_straight_line_inside():
+    rng = np.random.default_rng(0)
+    line = ramp_chunk(0.0, 0.01)
+    noisy = line + rng.normal(0.0, 0.02, line.shape)
+    smoothed = smooth(noisy, 7)
+    assert smoothed.shape == noisy.shape
+    inner = slice(3, CHUNK_LENGTH - 3)         # full windows: the mean of a line is the line
+    np.testing.assert_allclose(smooth(line, 7)[inner], line[inner], atol=1e-12)
+    error_before = np.abs(noisy - line)[inner].mean()
+    error_after = np.abs(smoothed - line)[inner].mean()
+    assert error_after < 0.5 * error_before    # about 1/sqrt(7) of the noise is left
+    np.testing.assert_allclose(smooth(np.full((CHUNK_LENGTH, 14), 0.3), 9), 0.3)
+    assert smoothed[0, 0] == pytest.approx((4 * noisy[0, 0] + noisy[1:4, 0].sum()) / 7)
+    np.testing.assert_array_equal(smooth(noisy, 1), noisy)
+    assert smoothed.min() >= noisy.min() and smoothed.max() <= noisy.max()
+
+
+@pytest.mark.parametrize('window', [0, 2, 51])
+def test_smoothing_window_must_be_odd_and_inside_a_chunk(window):
+    with pytest.raises(ValueError, match=r'ChunkExecutor.smoothing must be an odd number of '
+                                         r'actions in 1..50 .*got ' + str(window)):
+        ChunkExecutor(smoothing=window)
+
+
+def test_executor_plays_the_smoothed_chunk():
+    rng = np.random.default_rng(1)
+    positions = ramp_chunk(0.0, 0.01) + rng.normal(0.0, 0.02, (CHUNK_LENGTH, 14))
+    executor = ChunkExecutor(mode='sync', smoothing=5)
+    executor.submit(positions, stamp=0.0, now=0.0)
+    played = np.array([executor.target(tick * DT).position for tick in range(CHUNK_LENGTH)])
+    np.testing.assert_allclose(played, smooth(positions, 5))
 
 
 def test_sync_plays_a_resent_chunk_of_the_same_observation_once():

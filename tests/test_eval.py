@@ -34,23 +34,27 @@ def test_wilson_interval():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('execute_steps, queries, ensemble',
-                         [(50, 2, False), (20, 3, False), (20, 3, True)])
+@pytest.mark.parametrize('execute_steps, queries, ensemble, smoothing',
+                         [(50, 2, False, 1), (20, 3, False, 1), (20, 3, True, 5)])
 def test_ros_graph_and_in_process_loop_agree(checkpoint, tmp_path, log_dir, execute_steps,
-                                             queries, ensemble):
+                                             queries, ensemble, smoothing):
     """Same seed: identical chunks, values, joint states and executed commands; whole chunks
     (queries at 0 and 2 s), 20 actions of each (queries at 0, 0.8 and 1.6 s), and 20 with
-    temporal ensembling (from 0.8 s on two chunks vote on each action)."""
+    temporal ensembling (from 0.8 s on two chunks vote on each action) of smoothed chunks."""
     from cosmos_policy_ros.ros.evaluation import run_ros
     config = EvalConfig(checkpoint=checkpoint, episodes=1, seed=1003, num_steps=2,
                         execute_steps=execute_steps, ensemble=ensemble, ensemble_decay=0.5,
-                        horizon_s=2.2, videos=0, out=str(tmp_path / 'out'), threads=1,
-                        wall_timeout=400)
+                        chunk_smoothing=smoothing, horizon_s=2.2, videos=0,
+                        out=str(tmp_path / 'out'), threads=1, wall_timeout=400)
     local = run_in_process(config, lambda r: None)[0]
     if ensemble:      # the ensemble is what ran: the same as the newest chunk until 0.8 s only
         newest_only = run_in_process(replace(config, ensemble=False), lambda r: None)[0]
         np.testing.assert_array_equal(local.actions[:20], newest_only.actions[:20])
         assert np.abs(local.actions[20:] - newest_only.actions[20:]).max() > 1e-3
+    if smoothing > 1:   # the chunks are the policy's; the commands are their moving average
+        raw = run_in_process(replace(config, chunk_smoothing=1), lambda r: None)[0]
+        np.testing.assert_array_equal(np.float32(raw.chunks[0]), np.float32(local.chunks[0]))
+        assert np.abs(local.actions[:20] - raw.actions[:20]).max() > 1e-3
     graph = run_ros(config, lambda r: None, log_dir)[0]
     assert len(local.chunks) == len(graph.chunks) == queries
     for a, b in zip(local.chunks, graph.chunks):
@@ -140,6 +144,13 @@ def test_ensemble_decay_out_of_range_is_refused_naming_the_flag(capsys):
     assert main(['eval', '--checkpoint', 'sim_aloha', '--ensemble', '--ensemble-decay',
                  '-1']) == 2
     assert '--ensemble-decay must be in 0..10, got -1.0' in capsys.readouterr().out
+
+
+def test_even_chunk_smoothing_is_refused_naming_the_flag(capsys):
+    from cosmos_policy_ros.cli import main
+    assert main(['eval', '--checkpoint', 'sim_aloha', '--chunk-smoothing', '4']) == 2
+    assert ('--chunk-smoothing must be an odd number of actions in 1..50 (1: off; a centred '
+            'window needs an odd length), got 4') in capsys.readouterr().out
 
 
 def test_execute_steps_outside_a_chunk_is_refused_naming_the_flag(capsys):

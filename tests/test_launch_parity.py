@@ -163,6 +163,18 @@ def test_ensemble_reaches_the_controller_only():
         build_graph('aloha_policy', {'ensemble_decay': '-1'})
 
 
+def test_chunk_smoothing_reaches_the_controller_only():
+    for planning in ('false', 'true'):
+        specs = {s.executable: s for s in build_graph('aloha_policy', {
+            'chunk_smoothing': '7', 'planning': planning})}
+        assert specs['controller'].parameters['chunk_smoothing'] == 7
+        assert 'chunk_smoothing' not in specs[
+            'planner' if planning == 'true' else 'policy'].parameters
+    assert build_graph('aloha_policy', {})[-1].parameters['chunk_smoothing'] == 1
+    with pytest.raises(ValueError, match=r"chunk_smoothing:='51'.*above the maximum 50"):
+        build_graph('aloha_policy', {'chunk_smoothing': '51'})
+
+
 def test_planning_switches_the_controller_input():
     from cosmos_policy_ros import names
     plain = {s.executable: s for s in build_graph('aloha_policy', {})}

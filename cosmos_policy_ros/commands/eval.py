@@ -9,7 +9,12 @@ episodes to --out; `--rollouts DIR` saves every episode as a rollout HDF5 (plann
 from pathlib import Path
 
 from cosmos_policy_ros.runtime import RUNTIMES
-from cosmos_policy_ros.schemas.controller import ENSEMBLE, ENSEMBLE_DECAY, EXECUTE_STEPS
+from cosmos_policy_ros.schemas.controller import (
+    CHUNK_SMOOTHING,
+    ENSEMBLE,
+    ENSEMBLE_DECAY,
+    EXECUTE_STEPS,
+)
 from cosmos_policy_ros.sim.tasks import TASKS
 
 
@@ -27,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--ensemble', action='store_true', help=ENSEMBLE.description)
     parser.add_argument('--ensemble-decay', type=float, default=ENSEMBLE_DECAY.default,
                         help=f'{ENSEMBLE_DECAY.description} (default {ENSEMBLE_DECAY.default})')
+    parser.add_argument('--chunk-smoothing', type=int, default=CHUNK_SMOOTHING.default,
+                        help=f'{CHUNK_SMOOTHING.description} (default '
+                        f'{CHUNK_SMOOTHING.default})')
     parser.add_argument('--horizon', type=float, default=0.0,
                         help="episode length [sim s] (0: the task's, 8 s)")
     parser.add_argument('--videos', type=int, default=3, help='film the first N episodes')
@@ -76,7 +84,8 @@ def run(args) -> int:
         cfg = EvalConfig(checkpoint=args.checkpoint, task=args.task, episodes=args.episodes,
                          seed=args.seed, num_steps=args.num_steps,
                          execute_steps=args.execute_steps, ensemble=args.ensemble,
-                         ensemble_decay=args.ensemble_decay, horizon_s=args.horizon,
+                         ensemble_decay=args.ensemble_decay,
+                         chunk_smoothing=args.chunk_smoothing, horizon_s=args.horizon,
                          videos=args.videos, rollouts=args.rollouts,
                          rollout_frame_stride=args.rollout_frame_stride, out=out,
                          device=args.device, runtime=args.runtime, threads=args.threads,

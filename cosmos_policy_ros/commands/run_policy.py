@@ -160,7 +160,7 @@ def format_report(summary: dict) -> str:
 # aloha_policy graph arguments offered as flags: type, default, choices and help come from the
 # node schemas (cosmos_policy_ros/schemas), so `up aloha_policy` and run-policy agree.
 FLAGS = ('preset', 'checkpoint', 'task', 'mode', 'planning', 'num_steps', 'execute_steps',
-         'ensemble', 'ensemble_decay',
+         'ensemble', 'ensemble_decay', 'chunk_smoothing',
          'device', 'runtime', 'camera_rate', 'max_chunk_age', 'max_jump_rad')
 
 

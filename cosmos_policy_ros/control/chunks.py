@@ -18,6 +18,14 @@ chunks vote on each action. Chunks are aligned where they start: a sync chunk wh
 playing (its observation stamp in lockstep, its arrival live), an async one by its stamp.
 Averaging predictions made from different observations smooths the chunk-to-chunk jitter of a
 small policy; see models/sim_transfer_cube/README.md.
+
+Chunk smoothing (`smoothing`, off by default) replaces each arriving chunk by its centred moving
+average over `smoothing` actions, the ends held. At the reference's image size the action
+frame holds many copies of the chunk and the readback averages them; a small preset's frame
+holds one, so each action carries its own sampling noise (the shipped 64 px policy's chunks
+move 4x more from step to step than the demonstrations). Averaging neighbouring actions of a
+smooth trajectory removes most of that noise; a mean of positions inside the joint limits
+stays inside them.
 """
 from dataclasses import dataclass, field
 
@@ -100,6 +108,27 @@ def check_execute_steps(value: int, name: str = 'execute_steps') -> None:
         raise ValueError(f'{name} must be in 1..{CHUNK_LENGTH}, got {value}')
 
 
+def check_smoothing(value: int, name: str = 'smoothing') -> None:
+    """ValueError unless `value` is an odd moving-average window of at most CHUNK_LENGTH."""
+    if not (1 <= value <= CHUNK_LENGTH and value % 2 == 1):
+        raise ValueError(f'{name} must be an odd number of actions in 1..{CHUNK_LENGTH} '
+                         f'(1: off; a centred window needs an odd length), got {value}')
+
+
+def smooth(positions: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average of each column over `window` rows, the first and last row
+    repeated past the ends (a chunk that holds still stays where it is)."""
+    check_smoothing(window, 'window')
+    positions = np.asarray(positions, dtype=np.float64)
+    if window == 1:
+        return positions
+    half = window // 2
+    padded = np.concatenate([np.repeat(positions[:1], half, 0), positions,
+                             np.repeat(positions[-1:], half, 0)])
+    sums = np.cumsum(np.concatenate([np.zeros((1, positions.shape[1])), padded]), axis=0)
+    return (sums[window:] - sums[:-window]) / window
+
+
 def sample(positions: np.ndarray, start: float, now: float, dt: float,
            interpolate: bool) -> tuple:
     """Target of a chunk started at `start` at time `now` -> (position, index).
@@ -148,6 +177,7 @@ class ChunkExecutor:
     execute_steps: int = CHUNK_LENGTH   # actions played of each chunk (the rest are dropped)
     ensemble: bool = False        # temporal ensembling over every chunk covering a tick
     ensemble_decay: float = ENSEMBLE_DECAY   # weight exp(-decay * i), i = 0: oldest chunk
+    smoothing: int = 1            # moving-average window over each chunk's actions (1: off)
     _active: _Running | None = None
     _history: list = field(default_factory=list)   # ensemble: chunks that may cover a tick
     _previous: _Running | None = None
@@ -164,6 +194,7 @@ class ChunkExecutor:
         if self.blend_steps < 0:
             raise ValueError(f'ChunkExecutor.blend_steps must be >= 0, got {self.blend_steps}')
         check_execute_steps(self.execute_steps, 'ChunkExecutor.execute_steps')
+        check_smoothing(self.smoothing, 'ChunkExecutor.smoothing')
         if not (np.isfinite(self.ensemble_decay) and self.ensemble_decay >= 0):
             raise ValueError(f'ChunkExecutor.ensemble_decay must be finite and >= 0, got '
                              f'{self.ensemble_decay}')
@@ -173,6 +204,7 @@ class ChunkExecutor:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != STATE_DIM:
             raise ValueError(f'chunk positions must be (N, {STATE_DIM}), got {positions.shape}')
+        positions = smooth(positions, self.smoothing)
         if self.mode == 'sync':
             # One chunk per observation: a re-sent query of the same observation (the policy
             # re-queries when a chunk's acknowledgment is slow) must not play the chunk again.

@@ -61,6 +61,7 @@ class RuntimeConfig:
     execute_steps: int
     ensemble: bool
     ensemble_decay: float
+    chunk_smoothing: int
     blend_steps: int
     output_rate: float
     max_step_rad: float
@@ -116,7 +117,8 @@ class ControllerRuntime:
                                       interpolate=ticks_per_action > 1.0,
                                       execute_steps=config.execute_steps,
                                       ensemble=config.ensemble,
-                                      ensemble_decay=config.ensemble_decay)
+                                      ensemble_decay=config.ensemble_decay,
+                                      smoothing=config.chunk_smoothing)
         watched = {source: config.observation_timeout
                    for source in names.CAMERAS + names.FOLLOWERS}
         watched['chunk'] = config.chunk_timeout

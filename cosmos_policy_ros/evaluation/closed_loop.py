@@ -68,11 +68,13 @@ class ClosedLoop:
     def __init__(self, task: str, query: Query, calibration: str = 'aloha_sim',
                  horizon_s: float | None = None, max_step_rad: float = 0.1,
                  max_gripper_step: float = 0.25, execute_steps: int = names.CHUNK_LENGTH,
-                 ensemble: bool = False, ensemble_decay: float = ENSEMBLE_DECAY):
+                 ensemble: bool = False, ensemble_decay: float = ENSEMBLE_DECAY,
+                 chunk_smoothing: int = 1):
         check_execute_steps(execute_steps)
         self.execute_steps = execute_steps
         self.executor_settings = {'mode': 'sync', 'execute_steps': execute_steps,
-                                  'ensemble': ensemble, 'ensemble_decay': ensemble_decay}
+                                  'ensemble': ensemble, 'ensemble_decay': ensemble_decay,
+                                  'smoothing': chunk_smoothing}
         ChunkExecutor(**self.executor_settings)         # bad settings fail here, not later
         self.task = get_task(task)
         self.query = query

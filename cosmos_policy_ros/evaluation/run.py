@@ -23,6 +23,7 @@ class EvalConfig:
     execute_steps: int = CHUNK_LENGTH  # actions executed of each chunk (schemas.controller)
     ensemble: bool = False             # temporal ensembling (schemas.controller)
     ensemble_decay: float = ENSEMBLE_DECAY
+    chunk_smoothing: int = 1           # moving-average window over each chunk (schemas.controller)
     horizon_s: float = 0.0             # 0 = the task's episode length
     videos: int = 3                    # film cam_high for this many first episodes
     rollouts: str = ''                 # directory for rollout HDF5 files ('' = none)
@@ -57,6 +58,8 @@ class EvalConfig:
         if not ENSEMBLE_DECAY.min <= self.ensemble_decay <= ENSEMBLE_DECAY.max:
             raise ValueError(f'--ensemble-decay must be in {ENSEMBLE_DECAY.min:g}..'
                              f'{ENSEMBLE_DECAY.max:g}, got {self.ensemble_decay}')
+        from cosmos_policy_ros.control.chunks import check_smoothing
+        check_smoothing(self.chunk_smoothing, '--chunk-smoothing')
         self._check_camera_rate()
         if self.rollout_frame_stride < 1:
             raise ValueError(f'--rollout-frame-stride must be >= 1, got '
@@ -110,7 +113,7 @@ def run_in_process(cfg: EvalConfig, on_episode) -> list[EpisodeResult]:
     from cosmos_policy_ros.evaluation.closed_loop import ClosedLoop
     loop = ClosedLoop(cfg.task, load_models(cfg), horizon_s=cfg.horizon(),
                       execute_steps=cfg.execute_steps, ensemble=cfg.ensemble,
-                      ensemble_decay=cfg.ensemble_decay)
+                      ensemble_decay=cfg.ensemble_decay, chunk_smoothing=cfg.chunk_smoothing)
     results = []
     try:
         for i in range(cfg.episodes):

@@ -71,7 +71,7 @@ def build(args) -> list:
         **common, 'calibration': args['calibration'], 'mode': args['mode'],
         'chunk_topic': names.PLANNED_CHUNK_TOPIC if planning else names.ACTION_CHUNK_TOPIC,
         'execute_steps': args['execute_steps'], 'ensemble': args['ensemble'],
-        'ensemble_decay': args['ensemble_decay'],
+        'ensemble_decay': args['ensemble_decay'], 'chunk_smoothing': args['chunk_smoothing'],
         'max_chunk_age': args['max_chunk_age'], 'max_step_rad': args['max_step_rad'],
         'max_jump_rad': args['max_jump_rad'],
         'steady_timer': not use_sim, 'lockstep': locked}))
@@ -91,8 +91,8 @@ GRAPH = Graph(
             *pick(POLICY, 'task', *(name for name in MODEL_ARGS if name != 'seed'), 'mode',
                   'decode_future', 'freshness', 'backend', 'server'),
             *pick(PLANNER, *PLANNING_ARGS),
-            *pick(CONTROLLER, 'execute_steps', 'ensemble', 'ensemble_decay', 'max_chunk_age',
-                  'max_step_rad', 'max_jump_rad', 'calibration'),
+            *pick(CONTROLLER, 'execute_steps', 'ensemble', 'ensemble_decay', 'chunk_smoothing',
+                  'max_chunk_age', 'max_step_rad', 'max_jump_rad', 'calibration'),
             *pick(SIM_ROBOT, 'camera_rate', 'episode_seconds')),
         'seed': arg(*pick(POLICY, 'seed'), description='first sim episode seed and base '
                     'noise seed'),

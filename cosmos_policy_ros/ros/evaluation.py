@@ -161,6 +161,7 @@ def graph_args(cfg: EvalConfig) -> dict:
             'num_steps': str(cfg.num_steps), 'execute_steps': str(cfg.execute_steps),
             'ensemble': 'true' if cfg.ensemble else 'false',
             'ensemble_decay': str(cfg.ensemble_decay),
+            'chunk_smoothing': str(cfg.chunk_smoothing),
             'device': cfg.device, 'runtime': cfg.runtime,
             'torch_threads': str(cfg.threads),
             'planning': 'true' if cfg.planning else 'false',

@@ -18,6 +18,11 @@ ENSEMBLE_DECAY = Param(
     'ensemble_decay', ACT_DECAY, 'ensemble weight exp(-decay * i), i = 0 for the oldest chunk '
     "(ACT's value; 0: plain mean)", min=0.0, max=10.0, read_only=True)
 
+CHUNK_SMOOTHING = Param(
+    'chunk_smoothing', 1, 'centred moving average over this many actions (odd) of each chunk '
+    'before it plays: averages out the step-to-step sampling noise of a small policy (1: off, '
+    'the reference)', min=1, max=names.CHUNK_LENGTH, read_only=True)
+
 CONTROLLER = (
     Param('calibration', 'aloha_sim', 'calibration/<name>.yaml or a path (limits, gripper)',
           read_only=True),
@@ -28,6 +33,7 @@ CONTROLLER = (
     EXECUTE_STEPS,
     ENSEMBLE,
     ENSEMBLE_DECAY,
+    CHUNK_SMOOTHING,
     Param('blend_steps', 5, 'async cross-fade length [ticks] (0: splice)', min=0, max=50),
     Param('output_rate', 25.0, 'command rate [Hz]; above 25 Hz targets are interpolated',
           min=25.0, max=1000.0, read_only=True),

@@ -21,7 +21,7 @@ LEFT_ARM, RIGHT_ARM, GRIPPERS = list(range(6)), list(range(7, 13)), [6, 13]
 ARMS = LEFT_ARM + RIGHT_ARM
 
 
-def _sample(net, x0_B_C_T_H_W, text_B_N_D, mask: np.ndarray, num_steps: int, seed: int,
+def sample_rows(net, x0_B_C_T_H_W, text_B_N_D, mask: np.ndarray, num_steps: int, seed: int,
             batch_size: int) -> torch.Tensor:
     device = next(net.parameters()).device
     mask = torch.from_numpy(mask)
@@ -40,16 +40,14 @@ def validate(net, data, rows, x0_B_C_T_H_W: torch.Tensor, text_B_N_D: torch.Tens
              value_mode: ValueMode | str = ValueMode.V_SAS) -> dict:
     """Metrics over `rows` ((episode, t) pairs) whose clean latents are x0 (test view)."""
     layout = data.layout
-    out = _sample(net, x0_B_C_T_H_W, text_B_N_D, layout.condition_mask(SampleKind.POLICY),
+    out = sample_rows(net, x0_B_C_T_H_W, text_B_N_D, layout.condition_mask(SampleKind.POLICY),
                   num_steps, seed, batch_size)
-    given_future = L.read_value(_sample(
+    given_future = L.read_value(sample_rows(
         net, x0_B_C_T_H_W, text_B_N_D, layout.condition_mask(SampleKind.VALUE,
                                                              ValueMode(value_mode)),
         num_steps, seed, batch_size), layout.index(Role.VALUE)).numpy()
     stats = data.statistics
-    actions = stats.actions.unnormalize(L.read_back(
-        out, layout.index(Role.ACTION), CHUNK_LENGTH * STATE_DIM).numpy().reshape(
-        len(rows), CHUNK_LENGTH, STATE_DIM))
+    actions = chunks(out, data)
     future = stats.proprio.unnormalize(L.read_back(
         out, layout.index(Role.FUTURE_PROPRIO), STATE_DIM).numpy())
     value = L.read_value(out, layout.index(Role.VALUE)).numpy()
@@ -76,6 +74,13 @@ def validate(net, data, rows, x0_B_C_T_H_W: torch.Tensor, text_B_N_D: torch.Tens
             'value_given_future_abs_err_failures': _mean(future_err[failed]),
             'value_given_future_abs_err_others': _mean(future_err[~failed]),
             'samples': len(rows)}
+
+
+def chunks(latents_B_C_T_H_W: torch.Tensor, data) -> np.ndarray:
+    """The action chunks sampled into `latents`, in robot units: (B, CHUNK_LENGTH, 14)."""
+    flat = L.read_back(latents_B_C_T_H_W, data.layout.index(Role.ACTION),
+                       CHUNK_LENGTH * STATE_DIM).numpy()
+    return data.statistics.actions.unnormalize(flat.reshape(-1, CHUNK_LENGTH, STATE_DIM))
 
 
 def _mean(values: np.ndarray) -> float:

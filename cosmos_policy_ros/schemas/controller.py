@@ -21,7 +21,7 @@ ENSEMBLE_DECAY = Param(
 CHUNK_SMOOTHING = Param(
     'chunk_smoothing', 1, 'centred moving average over this many actions (odd) of each chunk '
     'before it plays: averages out the step-to-step sampling noise of a small policy (1: off, '
-    'the reference)', min=1, max=names.CHUNK_LENGTH, read_only=True)
+    'the reference)', choices=tuple(range(1, names.CHUNK_LENGTH + 1, 2)), read_only=True)
 
 CONTROLLER = (
     Param('calibration', 'aloha_sim', 'calibration/<name>.yaml or a path (limits, gripper)',

@@ -52,14 +52,14 @@ def main() -> None:
         sampled = [chunks(sample_rows(net, x0, text, mask, args.num_steps, 1000 * seed, 48),
                           data) for seed in range(args.seeds)]
 
+    def smooth_all(batch: np.ndarray, window: int) -> np.ndarray:
+        return np.stack([smooth(chunk, window) for chunk in batch])
+
     def errors(window: int) -> dict:
         error = np.stack([np.abs(smooth_all(chunk, window) - truth) for chunk in sampled])
         return {'window': window, 'l1_arms': float(error[..., ARMS].mean()),
                 'l1_first10_arms': float(error[:, :, :10][..., ARMS].mean()),
                 'l1_grippers': float(error[..., GRIPPERS].mean())}
-
-    def smooth_all(batch: np.ndarray, window: int) -> np.ndarray:
-        return np.stack([smooth(chunk, window) for chunk in batch])
 
     table = [errors(window) for window in WINDOWS]
     step = {'sampled': float(np.mean([np.abs(np.diff(c, axis=1))[..., ARMS].mean()

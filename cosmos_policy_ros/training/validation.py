@@ -22,7 +22,8 @@ ARMS = LEFT_ARM + RIGHT_ARM
 
 
 def sample_rows(net, x0_B_C_T_H_W, text_B_N_D, mask: np.ndarray, num_steps: int, seed: int,
-            batch_size: int) -> torch.Tensor:
+                batch_size: int) -> torch.Tensor:
+    """Generate every row of x0 under `mask` in batches; row i gets noise seed `seed + i`."""
     device = next(net.parameters()).device
     mask = torch.from_numpy(mask)
     outputs = []
@@ -41,7 +42,7 @@ def validate(net, data, rows, x0_B_C_T_H_W: torch.Tensor, text_B_N_D: torch.Tens
     """Metrics over `rows` ((episode, t) pairs) whose clean latents are x0 (test view)."""
     layout = data.layout
     out = sample_rows(net, x0_B_C_T_H_W, text_B_N_D, layout.condition_mask(SampleKind.POLICY),
-                  num_steps, seed, batch_size)
+                      num_steps, seed, batch_size)
     given_future = L.read_value(sample_rows(
         net, x0_B_C_T_H_W, text_B_N_D, layout.condition_mask(SampleKind.VALUE,
                                                              ValueMode(value_mode)),
